@@ -1,0 +1,183 @@
+#include "ingest/framing.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice {
+
+namespace {
+
+constexpr size_t max_length_digits = 9;
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+std::optional<framing> parse_framing(std::string_view s) {
+    if (s == "newline") {
+        return framing::newline;
+    }
+    if (s == "octet_counting") {
+        return framing::octet_counting;
+    }
+    return std::nullopt;
+}
+
+void framer::emit(batch& b, size_t src, size_t len) {
+    char* buf = b.buffer().data();
+    if (src != framed_end_) {
+        std::memmove(buf + framed_end_, buf + src, len);
+    }
+    buf[framed_end_ + len] = '\n';
+    b.add_event(static_cast<uint32_t>(framed_end_), static_cast<uint32_t>(len));
+    framed_end_ += len + 1;
+}
+
+bool framer::frame_line(batch& b, size_t& scan) {
+    const char* buf = b.buffer().data();
+    const size_t size = b.buffer().size();
+    if (skip_to_newline_) {
+        const void* nl = std::memchr(buf + scan, '\n', size - scan);
+        if (nl == nullptr) {
+            scan = size;
+            return false;
+        }
+        scan = static_cast<size_t>(static_cast<const char*>(nl) - buf) + 1;
+        skip_to_newline_ = false;
+        return true;
+    }
+    const size_t from = scan + scanned_;
+    const void* found = std::memchr(buf + from, '\n', size - from);
+    if (found == nullptr) {
+        const size_t pending = size - scan;
+        if (pending > max_line_) {
+            // Keep the head of an over-long line and drop the rest up to its newline, so one
+            // line can never grow the buffer without bound.
+            emit(b, scan, max_line_);
+            ++truncated_;
+            skip_to_newline_ = true;
+            scanned_ = 0;
+            scan = size;
+        } else {
+            scanned_ = pending;
+        }
+        return false;
+    }
+    const size_t nl = static_cast<size_t>(static_cast<const char*>(found) - buf);
+    size_t len = nl - scan;
+    if (len > 0 && buf[nl - 1] == '\r') {
+        --len;
+    }
+    if (len > max_line_) {
+        len = max_line_;
+        ++truncated_;
+    }
+    if (len > 0 || kind_ == framing::newline) {
+        emit(b, scan, len);
+    }
+    scan = nl + 1;
+    scanned_ = 0;
+    return true;
+}
+
+bool framer::frame_octet(batch& b, size_t& scan) {
+    const char* buf = b.buffer().data();
+    const size_t size = b.buffer().size();
+    if (discard_ > 0) {
+        const size_t n = std::min(discard_, size - scan);
+        scan += n;
+        discard_ -= n;
+        return discard_ == 0;
+    }
+    if (skip_to_newline_ || !is_digit(buf[scan])) {
+        return frame_line(b, scan);
+    }
+    size_t j = scan;
+    while (j < size && is_digit(buf[j]) && j - scan <= max_length_digits) {
+        ++j;
+    }
+    if (j == size && j - scan <= max_length_digits) {
+        return false;  // the length is not complete yet
+    }
+    if (j == size || buf[j] != ' ' || j - scan > max_length_digits || buf[scan] == '0') {
+        return frame_line(b, scan);  // digits, but no valid "LEN SP": a plain line
+    }
+    size_t len = 0;
+    for (size_t i = scan; i < j; ++i) {
+        len = len * 10 + static_cast<size_t>(buf[i] - '0');
+    }
+    const size_t data = j + 1;
+    const size_t have = size - data;
+    if (have >= len && len <= max_line_) {
+        emit(b, data, len);
+        scan = data + len;
+        return true;
+    }
+    if (len > max_line_ && have >= max_line_) {
+        emit(b, data, max_line_);
+        ++truncated_;
+        scan = data + max_line_;
+        discard_ = len - max_line_;
+        return true;
+    }
+    return false;
+}
+
+void framer::consume(batch& b) {
+    size_t scan = framed_end_;
+    const size_t size = b.buffer().size();
+    while (scan < size) {
+        const bool progressed =
+            kind_ == framing::newline ? frame_line(b, scan) : frame_octet(b, scan);
+        if (!progressed) {
+            break;
+        }
+    }
+    // Move the unframed rest down against the framed events.
+    const size_t rest = size - scan;
+    if (scan != framed_end_ && rest != 0) {
+        std::memmove(b.buffer().data() + framed_end_, b.buffer().data() + scan, rest);
+    }
+    b.buffer().resize(framed_end_ + rest);
+}
+
+void framer::carry_over(batch& from, batch& to) {
+    const size_t rest = from.buffer().size() - framed_end_;
+    to.buffer().reserve(rest);
+    to.buffer().append(from.buffer().data() + framed_end_, rest);
+    from.buffer().resize(framed_end_);
+    framed_end_ = 0;
+}
+
+void framer::finish(batch& b) {
+    const size_t size = b.buffer().size();
+    size_t start = framed_end_;
+    if (start == size || skip_to_newline_ || discard_ > 0) {
+        b.buffer().resize(framed_end_);
+        return;
+    }
+    const char* buf = b.buffer().data();
+    if (kind_ == framing::octet_counting && is_digit(buf[start])) {
+        size_t j = start;
+        while (j < size && is_digit(buf[j])) {
+            ++j;
+        }
+        if (j < size && buf[j] == ' ' && j - start <= max_length_digits) {
+            start = j + 1;  // a frame cut short: its data without the length
+        }
+    }
+    size_t len = size - start;
+    if (len > 0 && buf[start + len - 1] == '\r') {
+        --len;
+    }
+    if (len > max_line_) {
+        len = max_line_;
+        ++truncated_;
+    }
+    // The '\n' goes one past the data: make room for it.
+    b.buffer().reserve(size + 1);
+    emit(b, start, len);
+    b.buffer().resize(framed_end_);
+}
+
+}  // namespace sluice

@@ -1,0 +1,59 @@
+// framer: cuts a byte stream into events in place, inside the batch buffer the bytes were
+// read into. Newline framing strips a trailing '\r'; octet counting (RFC 6587) reads
+// "LEN SP MSG" frames and falls back to newline framing for a frame that does not start with
+// a digit, as rsyslog does. Lines over max_line_bytes are truncated and counted.
+// One framer per stream (connection, file); not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "queue/event.h"
+
+namespace sluice {
+
+enum class framing { newline, octet_counting };
+
+std::optional<framing> parse_framing(std::string_view s);
+
+class framer {
+public:
+    framer(framing kind, size_t max_line_bytes) : kind_(kind), max_line_(max_line_bytes) {}
+
+    // Frames the bytes of b.buffer() past what earlier calls framed. Complete events are
+    // compacted into place as "line\n" and recorded in b; the unframed rest stays at the end
+    // of the buffer.
+    void consume(batch& b);
+    // Moves the unframed rest from the end of `from` into `to`, leaving `from` sealed (its
+    // buffer holds exactly its events).
+    void carry_over(batch& from, batch& to);
+    // End of stream: the unframed rest, if any, becomes a last event.
+    void finish(batch& b);
+
+    // Bytes of `b` not yet framed (the partial line or frame).
+    size_t pending_bytes(const batch& b) const { return b.buffer().size() - framed_end_; }
+    // Events cut to max_line_bytes since the last call.
+    uint64_t take_truncated() {
+        uint64_t n = truncated_;
+        truncated_ = 0;
+        return n;
+    }
+
+private:
+    // Appends [src, src + len) as an event at framed_end_, with a '\n'. `len` is already capped.
+    void emit(batch& b, size_t src, size_t len);
+    // One newline-terminated line at [start, nl). Returns false if no newline yet.
+    bool frame_line(batch& b, size_t& scan);
+    bool frame_octet(batch& b, size_t& scan);
+
+    framing kind_;
+    size_t max_line_;
+    size_t framed_end_ = 0;       // end of the compacted events in the current buffer
+    size_t scanned_ = 0;          // bytes after framed_end_ already searched for a newline
+    size_t discard_ = 0;          // octet counting: bytes of an over-long frame still to skip
+    bool skip_to_newline_ = false;  // the rest of an over-long line is being discarded
+    uint64_t truncated_ = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,58 @@
+// file_sink: appends events to files named by a path template (strftime and {source}),
+// as text (the line and '\n', written straight from the batch buffer) or JSON lines.
+// All work happens on the sink's thread; request_reopen() (SIGHUP) is the only cross-thread call.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/file_handle.h"
+#include "sinks/sink.h"
+
+namespace sluice {
+
+enum class file_format { text, json };
+
+struct file_sink_config {
+    std::string path = "logs/sluice.log";  // strftime and {source}; relative to data_dir
+    file_format format = file_format::text;
+    bool fsync = false;                     // fsync each file after every batch
+};
+
+class file_sink final : public sink {
+public:
+    // `source_names[id]` names each source for {source}; relative paths resolve under data_dir.
+    file_sink(std::string name, batch_config batch, file_sink_config config,
+              std::filesystem::path data_dir, std::vector<std::string> source_names);
+
+protected:
+    write_status write_impl(std::span<const batch_ptr> batches) override;
+    void reopen_impl() override { files_.clear(); }
+
+private:
+    struct open_file {
+        file_handle fd;
+        std::string output;  // JSON formatting buffer
+    };
+    // Renders the template for one batch.
+    std::string render_path(const batch& b) const;
+    file_handle& file_for(const std::string& path);
+    void append_json(std::string& out, const batch& b) const;
+
+    file_sink_config config_;
+    std::filesystem::path data_dir_;
+    std::vector<std::string> source_names_;
+    bool path_has_time_;
+    bool path_has_source_;
+    std::map<std::string, file_handle> files_;
+    std::string json_buffer_;
+};
+
+// Expands strftime conversions (in UTC... local time, as logrotate users expect) and
+// {source} in `pattern` for the given unix time.
+std::string render_path_template(const std::string& pattern, int64_t unix_ns,
+                                 const std::string& source);
+
+}  // namespace sluice
