@@ -32,13 +32,11 @@ protected:
     void reopen_impl() override { files_.clear(); }
 
 private:
-    struct open_file {
-        file_handle fd;
-        std::string output;  // JSON formatting buffer
-    };
     // Renders the template for one batch.
     std::string render_path(const batch& b) const;
-    file_handle& file_for(const std::string& path);
+    // The open file for a rendered path, opened (and its directories made) on first use.
+    // Returns nullptr after logging when it cannot be opened.
+    const file_handle* file_for(const std::string& path);
     void append_json(std::string& out, const batch& b) const;
 
     file_sink_config config_;
@@ -50,8 +48,8 @@ private:
     std::string json_buffer_;
 };
 
-// Expands strftime conversions (in UTC... local time, as logrotate users expect) and
-// {source} in `pattern` for the given unix time.
+// Expands strftime conversions (local time, as logrotate users expect) and {source} in
+// `pattern` for the given unix time.
 std::string render_path_template(const std::string& pattern, int64_t unix_ns,
                                  const std::string& source);
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "sinks/sink.h"
-#include "sinks/sqlite_handle.h"
+#include "common/sqlite_handle.h"
 
 namespace sluice {
 

@@ -1,0 +1,56 @@
+#include "app/http_api.h"
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "app/pipeline.h"
+#include "common/error.h"
+#include "ingest/tcp_source.h"
+
+namespace sluice {
+
+http_api::http_api(const pipeline& p, std::string address)
+    : pipeline_(p), address_(std::move(address)), server_(std::make_unique<httplib::Server>()) {
+    server_->Get("/health", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("ok\n", "text/plain");
+    });
+    server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(render_prometheus(pipeline_), "text/plain; version=0.0.4");
+    });
+    server_->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(render_status_json(pipeline_), "application/json");
+    });
+}
+
+http_api::~http_api() { stop(); }
+
+void http_api::start() {
+    const auto endpoint = parse_tcp_endpoint(address_);
+    const std::string host = endpoint.address().to_string();
+    if (!server_->bind_to_port(host.c_str(), endpoint.port())) {
+        throw error("api: cannot listen on " + address_);
+    }
+    spdlog::info("HTTP API on http://{}/ (/health, /metrics, /status).", address_);
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+}
+
+void http_api::stop() {
+    if (thread_.joinable()) {
+        server_->stop();
+        thread_.join();
+    }
+}
+
+uint64_t resident_memory_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    uint64_t size = 0;
+    uint64_t resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace sluice

@@ -1,0 +1,92 @@
+// sluice: the command line. `run` runs the pipeline, `validate` checks a config.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "app/config.h"
+#include "app/pipeline.h"
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_runtime = 1;
+constexpr int exit_usage = 2;
+
+void print_config_error(const sluice::config_error& e) {
+    for (const auto& p : e.problems()) {
+        std::cerr << p.to_string() << '\n';
+    }
+}
+
+int run_command(const std::string& config_path, const std::string& log_level) {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+    const auto level = spdlog::level::from_str(log_level);
+    if (level == spdlog::level::off && log_level != "off") {
+        std::cerr << "unknown --log-level '" << log_level
+                  << "' (trace, debug, info, warn, error, critical, off)\n";
+        return exit_usage;
+    }
+    spdlog::set_level(level);
+    sluice::config cfg;
+    try {
+        cfg = config_path.empty() ? sluice::default_config() : sluice::load_config(config_path);
+    } catch (const sluice::config_error& e) {
+        print_config_error(e);
+        return exit_usage;
+    } catch (const sluice::error& e) {
+        std::cerr << e.what() << '\n';
+        return exit_usage;
+    }
+    try {
+        sluice::pipeline p(std::move(cfg));
+        return p.run();
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        return exit_runtime;
+    }
+}
+
+int validate_command(const std::string& config_path) {
+    try {
+        sluice::load_config(config_path);
+    } catch (const sluice::config_error& e) {
+        print_config_error(e);
+        return exit_usage;
+    } catch (const sluice::error& e) {
+        std::cerr << e.what() << '\n';
+        return exit_usage;
+    }
+    std::cout << "ok\n";
+    return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"sluice: a log ingestion daemon with a bounded queue and backpressure"};
+    app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+    app.require_subcommand(1);
+
+    std::string run_config;
+    std::string log_level = "info";
+    auto* run = app.add_subcommand("run", "Run the pipeline (the built-in default without -c)");
+    run->add_option("-c,--config", run_config, "Config file (TOML)");
+    run->add_option("--log-level", log_level,
+                    "trace, debug, info, warn, error, critical or off");
+
+    std::string validate_config;
+    auto* validate = app.add_subcommand("validate", "Check a config without running it");
+    validate->add_option("-c,--config", validate_config, "Config file (TOML)")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? exit_ok : exit_usage;
+    }
+    if (run->parsed()) {
+        return run_command(run_config, log_level);
+    }
+    return validate_command(validate_config);
+}

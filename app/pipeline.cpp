@@ -1,0 +1,206 @@
+#include "app/pipeline.h"
+
+#include <csignal>
+
+#include <asio/post.hpp>
+#include <asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/http_api.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "ingest/tcp_source.h"
+#include "sinks/file_sink.h"
+#include "sinks/sqlite_sink.h"
+
+namespace sluice {
+
+namespace {
+
+constexpr auto shutdown_poll = std::chrono::milliseconds(10);
+
+}  // namespace
+
+pipeline::pipeline(config cfg) : config_(std::move(cfg)) {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.data_dir, ec);
+    if (ec) {
+        throw error("cannot create data_dir " + config_.data_dir.string() + ": " + ec.message());
+    }
+    std::vector<std::string> source_names;
+    for (const auto& s : config_.sources) {
+        source_names.push_back(s.name);
+    }
+    std::vector<std::vector<bool>> inputs;
+    for (const auto& k : config_.sinks) {
+        std::vector<bool> takes(source_names.size(), k.inputs.empty());
+        for (const auto& in : k.inputs) {
+            for (size_t s = 0; s < source_names.size(); ++s) {
+                takes[s] = takes[s] || source_names[s] == in;
+            }
+        }
+        inputs.push_back(std::move(takes));
+    }
+    queue_ = std::make_unique<bounded_queue>(config_.queue, source_names.size(), inputs);
+    queue_->set_resume_callback([this] {
+        asio::post(io_, [this] {
+            for (auto& s : sources_) {
+                s->resume();
+            }
+        });
+    });
+    for (size_t i = 0; i < config_.sources.size(); ++i) {
+        const auto& s = config_.sources[i];
+        const auto id = static_cast<source_id>(i);
+        switch (s.type) {
+            case source_type::tcp:
+                sources_.push_back(std::make_unique<tcp_source>(s.name, id, io_, *queue_, s.tcp));
+                break;
+        }
+    }
+    for (const auto& k : config_.sinks) {
+        switch (k.type) {
+            case sink_type::file:
+                sinks_.push_back(std::make_unique<file_sink>(k.name, k.batch, k.file,
+                                                             config_.data_dir, source_names));
+                break;
+            case sink_type::sqlite:
+                sinks_.push_back(std::make_unique<sqlite_sink>(k.name, k.batch, k.sqlite,
+                                                               config_.data_dir, source_names));
+                break;
+        }
+    }
+    api_ = std::make_unique<http_api>(*this, config_.api.address);
+}
+
+pipeline::~pipeline() {
+    for (auto& k : sinks_) {
+        k->abort();
+    }
+    api_.reset();
+}
+
+int pipeline::run() {
+    started_unix_ns_ = unix_now_ns();
+    asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(const asio::error_code&, int)> on_signal =
+        [&](const asio::error_code& ec, int signal) {
+            if (ec) {
+                return;
+            }
+            if (signal == SIGHUP) {
+                spdlog::info("SIGHUP: reopening the file sinks' files.");
+                for (auto& k : sinks_) {
+                    k->request_reopen();
+                }
+            } else if (shutting_down_) {
+                spdlog::warn("Second signal: exiting at once; {} events were not delivered.",
+                             queue_->events_size_guess());
+                std::_Exit(1);
+            } else {
+                spdlog::info("Signal {}: shutting down within {:.1f} s.", signal,
+                             std::chrono::duration<double>(config_.shutdown_timeout).count());
+                begin_shutdown(0);
+            }
+            signals.async_wait(on_signal);
+        };
+    signals.async_wait(on_signal);
+
+    for (size_t i = 0; i < sinks_.size(); ++i) {
+        sinks_[i]->start(*queue_, i, [this] {
+            asio::post(io_, [this] { begin_shutdown(1); });
+        });
+    }
+    try {
+        for (auto& s : sources_) {
+            s->start();
+        }
+        api_->start();
+    } catch (const error&) {
+        for (auto& s : sources_) {
+            s->stop();
+        }
+        queue_->close();
+        for (auto& k : sinks_) {
+            k->join();
+        }
+        throw;
+    }
+    spdlog::info("sluice {} running: {} sources, {} sinks, queue {} events / {} bytes, {}.",
+                 SLUICE_VERSION, sources_.size(), sinks_.size(), config_.queue.max_events,
+                 config_.queue.max_bytes, to_string(config_.queue.when_full));
+    io_.run();
+    for (auto& k : sinks_) {
+        k->join();
+    }
+    api_->stop();
+    return exit_code_;
+}
+
+void pipeline::request_stop() {
+    asio::post(io_, [this] { begin_shutdown(0); });
+}
+
+void pipeline::begin_shutdown(int exit_code) {
+    exit_code_ = std::max(exit_code_, exit_code);
+    if (shutting_down_) {
+        return;
+    }
+    shutting_down_ = true;
+    shutdown_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_timeout;
+    for (auto& s : sources_) {
+        s->stop();
+    }
+    shutdown_timer_ = std::make_unique<asio::steady_timer>(io_);
+    watch_shutdown();
+}
+
+// Polls the shutdown's progress: sources idle -> close the queue -> sinks drained.
+void pipeline::watch_shutdown() {
+    if (!queue_closed_) {
+        bool idle = true;
+        for (const auto& s : sources_) {
+            idle = idle && s->idle();
+        }
+        if (idle) {
+            queue_->close();
+            queue_closed_ = true;
+        }
+    }
+    bool drained = queue_closed_;
+    for (const auto& k : sinks_) {
+        drained = drained && k->finished();
+    }
+    if (drained) {
+        finish(exit_code_);
+        return;
+    }
+    if (std::chrono::steady_clock::now() >= shutdown_deadline_) {
+        spdlog::error(
+            "Shutdown timeout: {} events in {} bytes could not be delivered and are lost.",
+            queue_->events_size_guess(), queue_->bytes_size_guess());
+        finish(1);
+        return;
+    }
+    shutdown_timer_->expires_after(shutdown_poll);
+    shutdown_timer_->async_wait([this](const asio::error_code& ec) {
+        if (!ec) {
+            watch_shutdown();
+        }
+    });
+}
+
+void pipeline::finish(int exit_code) {
+    exit_code_ = std::max(exit_code_, exit_code);
+    for (auto& k : sinks_) {
+        if (!k->finished()) {
+            k->abort();
+        }
+    }
+    if (exit_code_ == 0) {
+        spdlog::info("Shutdown complete: everything read was delivered.");
+    }
+    io_.stop();
+}
+
+}  // namespace sluice

@@ -1,0 +1,197 @@
+// Renders the pipeline's figures for the HTTP API: Prometheus text and a JSON snapshot.
+#include <fmt/format.h>
+
+#include "app/http_api.h"
+#include "app/pipeline.h"
+#include "common/clock.h"
+#include "common/json_writer.h"
+
+namespace sluice {
+
+namespace {
+
+// Label values are names we validated ([A-Za-z0-9_-]), so they need no escaping.
+class prom_writer {
+public:
+    void header(std::string_view name, std::string_view type, std::string_view help) {
+        fmt::format_to(out_, "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    }
+    template <typename T>
+    void sample(std::string_view name, T value) {
+        fmt::format_to(out_, "{} {}\n", name, value);
+    }
+    template <typename T>
+    void sample(std::string_view name, std::string_view labels, T value) {
+        fmt::format_to(out_, "{}{{{}}} {}\n", name, labels, value);
+    }
+    std::string take() { return std::move(text_); }
+
+private:
+    std::string text_;
+    std::back_insert_iterator<std::string> out_{text_};
+};
+
+std::string label(std::string_view key, std::string_view value) {
+    return fmt::format("{}=\"{}\"", key, value);
+}
+
+double paused_seconds(const source_counters& c) {
+    double total = static_cast<double>(read(c.backpressure_ns_total)) / 1e9;
+    const int64_t since = c.paused_since_ns.load(std::memory_order_relaxed);
+    if (since != 0) {
+        total += static_cast<double>(mono_now_ns() - since) / 1e9;
+    }
+    return total;
+}
+
+}  // namespace
+
+std::string render_prometheus(const pipeline& p) {
+    const queue_stats q = p.queue().stats();
+    prom_writer w;
+    w.header("sluice_queue_events", "gauge", "Events in the queue.");
+    w.sample("sluice_queue_events", q.events);
+    w.header("sluice_queue_bytes", "gauge", "Bytes the queued events cost in memory.");
+    w.sample("sluice_queue_bytes", q.bytes);
+    w.header("sluice_queue_max_events", "gauge", "The queue's limit in events.");
+    w.sample("sluice_queue_max_events", q.max_events);
+    w.header("sluice_queue_max_bytes", "gauge", "The queue's limit in bytes.");
+    w.sample("sluice_queue_max_bytes", q.max_bytes);
+    w.header("sluice_queue_oldest_event_age_seconds", "gauge", "Age of the oldest queued event.");
+    w.sample("sluice_queue_oldest_event_age_seconds", q.oldest_age_seconds);
+
+    const auto& sinks = p.sinks();
+    w.header("sluice_sink_lag_events", "gauge", "Events a sink has not written yet.");
+    for (size_t k = 0; k < sinks.size(); ++k) {
+        w.sample("sluice_sink_lag_events", label("sink", sinks[k]->name()), q.sinks[k].events);
+    }
+    w.header("sluice_sink_lag_bytes", "gauge", "Bytes a sink has not written yet.");
+    for (size_t k = 0; k < sinks.size(); ++k) {
+        w.sample("sluice_sink_lag_bytes", label("sink", sinks[k]->name()), q.sinks[k].bytes);
+    }
+    w.header("sluice_sink_lag_seconds", "gauge", "Age of the oldest event a sink has not written.");
+    for (size_t k = 0; k < sinks.size(); ++k) {
+        w.sample("sluice_sink_lag_seconds", label("sink", sinks[k]->name()), q.sinks[k].seconds);
+    }
+
+    const auto& sources = p.sources();
+    auto per_source = [&](std::string_view name, std::string_view type, std::string_view help,
+                          auto value) {
+        w.header(name, type, help);
+        for (const auto& s : sources) {
+            w.sample(name, label("source", s->name()), value(*s));
+        }
+    };
+    per_source("sluice_source_events_total", "counter", "Events read, dropped ones included.",
+               [](const source& s) { return read(s.counters().events_total); });
+    per_source("sluice_source_bytes_total", "counter", "Bytes read.",
+               [](const source& s) { return read(s.counters().bytes_total); });
+    per_source("sluice_source_paused", "gauge", "1 while the source is paused by backpressure.",
+               [](const source& s) { return s.counters().paused.load() ? 1 : 0; });
+    per_source("sluice_source_backpressure_seconds_total", "counter",
+               "Time the source spent paused by backpressure.",
+               [](const source& s) { return paused_seconds(s.counters()); });
+    per_source("sluice_events_truncated_total", "counter", "Lines cut to max_line_bytes.",
+               [](const source& s) { return read(s.counters().truncated_total); });
+    per_source("sluice_decode_errors_total", "counter", "Events kept as text: undecodable.",
+               [](const source& s) { return read(s.counters().decode_errors_total); });
+
+    w.header("sluice_events_dropped_total", "counter", "Events dropped, by source and reason.");
+    for (const auto& s : sources) {
+        for (auto reason : {drop_reason::queue_full, drop_reason::evicted}) {
+            w.sample("sluice_events_dropped_total",
+                     label("source", s->name()) + "," + label("reason", to_string(reason)),
+                     p.queue().dropped(s->id(), reason));
+        }
+    }
+
+    auto per_sink = [&](std::string_view name, std::string_view help, auto value) {
+        w.header(name, "counter", help);
+        for (const auto& k : sinks) {
+            w.sample(name, label("sink", k->name()), value(k->counters()));
+        }
+    };
+    per_sink("sluice_sink_events_total", "Events written.",
+             [](const sink_counters& c) { return read(c.events_total); });
+    per_sink("sluice_sink_batches_total", "Batches written.",
+             [](const sink_counters& c) { return read(c.batches_total); });
+    per_sink("sluice_sink_errors_total", "Failed write attempts.",
+             [](const sink_counters& c) { return read(c.errors_total); });
+    per_sink("sluice_sink_retries_total", "Writes retried after a backoff.",
+             [](const sink_counters& c) { return read(c.retries_total); });
+
+    w.header("sluice_sink_batch_duration_seconds", "histogram", "Time to write one batch.");
+    for (const auto& k : sinks) {
+        const auto& h = k->counters().batch_duration;
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i <= duration_histogram::bounds.size(); ++i) {
+            cumulative += h.bucket(i);
+            const std::string le = i < duration_histogram::bounds.size()
+                                       ? fmt::format("{}", duration_histogram::bounds[i])
+                                       : "+Inf";
+            w.sample("sluice_sink_batch_duration_seconds_bucket",
+                     label("sink", k->name()) + "," + label("le", le), cumulative);
+        }
+        w.sample("sluice_sink_batch_duration_seconds_sum", label("sink", k->name()),
+                 h.sum_seconds());
+        w.sample("sluice_sink_batch_duration_seconds_count", label("sink", k->name()),
+                 cumulative);
+    }
+
+    w.header("process_resident_memory_bytes", "gauge", "Resident memory of this process.");
+    w.sample("process_resident_memory_bytes", resident_memory_bytes());
+    return w.take();
+}
+
+std::string render_status_json(const pipeline& p) {
+    const queue_stats q = p.queue().stats();
+    std::string out;
+    auto o = std::back_inserter(out);
+    fmt::format_to(o,
+                   "{{\"version\":\"{}\",\"uptime_seconds\":{:.3f},"
+                   "\"process_resident_memory_bytes\":{},"
+                   "\"queue\":{{\"events\":{},\"bytes\":{},\"max_events\":{},\"max_bytes\":{},"
+                   "\"oldest_event_age_seconds\":{:.6f},\"when_full\":\"{}\",\"blocked\":{}}},",
+                   SLUICE_VERSION, static_cast<double>(unix_now_ns() - p.started_unix_ns()) / 1e9,
+                   resident_memory_bytes(), q.events, q.bytes, q.max_events, q.max_bytes,
+                   q.oldest_age_seconds, to_string(p.queue().config().when_full), q.blocked);
+    out += "\"sources\":[";
+    bool first = true;
+    for (const auto& s : p.sources()) {
+        const auto& c = s->counters();
+        out += first ? "" : ",";
+        first = false;
+        out += "{\"name\":";
+        append_json_string(out, s->name());
+        fmt::format_to(o,
+                       ",\"events_total\":{},\"bytes_total\":{},\"paused\":{},"
+                       "\"backpressure_seconds_total\":{:.6f},\"truncated_total\":{},"
+                       "\"decode_errors_total\":{},\"dropped\":{{\"queue_full\":{},"
+                       "\"evicted\":{}}}}}",
+                       read(c.events_total), read(c.bytes_total), c.paused.load(),
+                       paused_seconds(c), read(c.truncated_total), read(c.decode_errors_total),
+                       p.queue().dropped(s->id(), drop_reason::queue_full),
+                       p.queue().dropped(s->id(), drop_reason::evicted));
+    }
+    out += "],\"sinks\":[";
+    first = true;
+    for (size_t k = 0; k < p.sinks().size(); ++k) {
+        const auto& s = *p.sinks()[k];
+        const auto& c = s.counters();
+        out += first ? "" : ",";
+        first = false;
+        out += "{\"name\":";
+        append_json_string(out, s.name());
+        fmt::format_to(o,
+                       ",\"events_total\":{},\"batches_total\":{},\"errors_total\":{},"
+                       "\"retries_total\":{},\"lag_events\":{},\"lag_bytes\":{},"
+                       "\"lag_seconds\":{:.6f},\"failed\":{}}}",
+                       read(c.events_total), read(c.batches_total), read(c.errors_total),
+                       read(c.retries_total), q.sinks[k].events, q.sinks[k].bytes,
+                       q.sinks[k].seconds, s.failed());
+    }
+    out += "]}\n";
+    return out;
+}
+
+}  // namespace sluice
