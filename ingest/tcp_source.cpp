@@ -132,7 +132,12 @@ asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> s
     framer frame(config_.framing_kind, config_.max_line_bytes);
     auto current = std::make_shared<batch>(id(), read_bytes);
     auto seal_and_push = [&](bool last) -> asio::awaitable<bool> {
-        auto next = std::make_shared<batch>(id(), last ? 0 : read_bytes + frame.pending_bytes(*current));
+        auto next =
+            std::make_shared<batch>(id(), last ? 0 : read_bytes + frame.pending_bytes(*current));
+        if (!last) {
+            // Size the records for what the last read held, to avoid regrowing them per line.
+            next->events().reserve(current->event_count() + current->event_count() / 4 + 16);
+        }
         if (last) {
             frame.finish(*current);
         } else {
