@@ -4,115 +4,39 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
-#include <limits>
 #include <memory>
 #include <optional>
-#include <set>
-#include <span>
 #include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "app/config_parser.h"
 #include "app/config_reader.h"
-#include "ingest/framing.h"
 #include "queue/overflow_policy.h"
 
 namespace sluice {
 
-namespace {
-
-// The queue tracks which sinks still hold a batch in one 64-bit mask.
-constexpr size_t max_sinks = 64;
-
-// Types SPEC.md names that later issues implement: saying so beats "unknown type".
-constexpr std::string_view later_source_types[] = {"udp", "zmq", "file", "generator"};
-constexpr std::string_view later_sink_types[] = {"zmq"};
-constexpr std::string_view later_codecs[] = {"json", "syslog"};
-
-bool is_one_of(std::string_view value, std::span<const std::string_view> names) {
-    return std::find(names.begin(), names.end(), value) != names.end();
+batch_config default_batch(sink_type type) {
+    switch (type) {
+        case sink_type::sqlite:
+            // One transaction per batch: smaller batches and a shorter wait keep queries fresh.
+            return {5'000, 4ull << 20, std::chrono::milliseconds(200)};
+        case sink_type::zmq:
+            // Forwarding is cheap per frame and the next hop wants events soon.
+            return {1'000, 4ull << 20, std::chrono::milliseconds(100)};
+        case sink_type::file:
+            break;
+    }
+    return {10'000, 4ull << 20, std::chrono::seconds(1)};
 }
 
-// Names appear in metric labels, file paths ({source}) and log lines, so keep them plain.
 bool valid_component_name(std::string_view name) {
     return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
     });
 }
-
-batch_config default_batch(sink_type type) {
-    if (type == sink_type::sqlite) {
-        // One transaction per batch: smaller batches and a shorter wait keep queries fresh.
-        return {5'000, 4ull << 20, std::chrono::milliseconds(200)};
-    }
-    return {10'000, 4ull << 20, std::chrono::seconds(1)};
-}
-
-std::optional<source_type> parse_source_type(std::string_view s) {
-    if (s == "tcp") {
-        return source_type::tcp;
-    }
-    return std::nullopt;
-}
-
-std::optional<sink_type> parse_sink_type(std::string_view s) {
-    if (s == "file") {
-        return sink_type::file;
-    }
-    if (s == "sqlite") {
-        return sink_type::sqlite;
-    }
-    return std::nullopt;
-}
-
-std::optional<file_format> parse_file_format(std::string_view s) {
-    if (s == "text") {
-        return file_format::text;
-    }
-    if (s == "json") {
-        return file_format::json;
-    }
-    return std::nullopt;
-}
-
-// Turns the TOML tree into a config. Sections refer to each other (a sink's inputs name
-// sources written anywhere in the file), so sources and sinks are read after the top level.
-class config_parser {
-public:
-    explicit config_parser(config_reader& reader) : reader_(reader) {}
-
-    config parse(const toml::table& root);
-
-private:
-    // A listening address: where it was set, to point at the second user of one.
-    struct listener {
-        asio::ip::tcp::endpoint endpoint;
-        std::string owner;  // dotted key
-    };
-
-    void read_api(const config_field& f);
-    void read_queue(const config_field& f);
-    void read_sources(const toml::key& key, const toml::table& sources);
-    void read_source(const config_field& f, const toml::table& table);
-    void read_sinks(const toml::key& key, const toml::table& sinks);
-    void read_sink(const config_field& f, const toml::table& table);
-    void read_batch(const config_field& f, batch_config& batch);
-    void read_inputs(const config_field& f, std::vector<std::string>& inputs);
-    bool read_address(const config_field& f, std::string& out);
-    // Finds `type` in a source or sink table and reads it as a string.
-    std::optional<std::string> read_type(const config_field& f, const toml::table& table,
-                                         std::string_view expected);
-    // Reports a second listener on one address; port 0 (any free port) never collides.
-    void claim_address(const std::string& address, const toml::source_region& where,
-                       const std::string& owner);
-
-    config_reader& reader_;
-    config config_;
-    std::set<std::string, std::less<>> declared_sources_;
-    std::vector<listener> listeners_;
-};
 
 config config_parser::parse(const toml::table& root) {
     const toml::key* sources_key = nullptr;
@@ -166,7 +90,7 @@ config config_parser::parse(const toml::table& root) {
         reader_.problem("sinks", "at least one sink is required ([sinks.NAME])");
     }
     // The API is claimed last so that a clash is reported once, on the API's address.
-    claim_address(config_.api.address, api_region != nullptr ? *api_region : root.source(),
+    claim_address("tcp", config_.api.address, api_region != nullptr ? *api_region : root.source(),
                   "api.address");
     return std::move(config_);
 }
@@ -217,248 +141,6 @@ void config_parser::read_queue(const config_field& f) {
         });
 }
 
-void config_parser::read_sources(const toml::key& key, const toml::table& sources) {
-    if (sources.empty()) {
-        reader_.problem(table_region(key, sources), "sources",
-                        "at least one source is required ([sources.NAME])");
-        return;
-    }
-    const auto entries = entries_in_file_order(sources);
-    // Every name counts for inputs, even one whose own table is wrong, so that a broken
-    // source is reported once rather than again by every sink that reads it.
-    for (const auto& [name, node] : entries) {
-        declared_sources_.emplace(name->str());
-    }
-    for (const auto& [name, node] : entries) {
-        const config_field f{*name, *node, "sources." + std::string(name->str())};
-        if (!valid_component_name(name->str())) {
-            reader_.problem(name->source(), f.path,
-                            fmt::format("invalid source name '{}' (use letters, digits, _ and -)",
-                                        name->str()));
-        }
-        if (const toml::table* table = reader_.table(f)) {
-            read_source(f, *table);
-        }
-    }
-}
-
-void config_parser::read_source(const config_field& f, const toml::table& table) {
-    const auto type_name = read_type(f, table, "tcp");
-    if (!type_name) {
-        return;
-    }
-    const auto type = parse_source_type(*type_name);
-    if (!type) {
-        // The other keys depend on the type; checking them against tcp's would only add noise.
-        const auto& where = table.find("type")->second.source();
-        if (is_one_of(*type_name, later_source_types)) {
-            reader_.problem(where, f.path + ".type",
-                            fmt::format("source type '{}' is not supported yet", *type_name));
-        } else {
-            reader_.problem(
-                where, f.path + ".type",
-                fmt::format("unknown source type '{}' (expected one of: tcp)", *type_name));
-        }
-        return;
-    }
-
-    source_config source;
-    source.name = std::string(f.key.str());
-    source.type = *type;
-    tcp_source_config& tcp = source.tcp;
-    const toml::source_region* address_region = nullptr;
-    bool address_ok = true;
-    reader_.read_fields(
-        table, f.path,
-        {
-            {"type", {}},
-            {"address",
-             [&](const config_field& v) {
-                 address_region = &v.value.source();
-                 address_ok = read_address(v, tcp.address);
-             }},
-            {"framing",
-             [&](const config_field& v) {
-                 reader_.choice(v, tcp.framing_kind, parse_framing, "newline, octet_counting");
-             }},
-            {"codec",
-             [&](const config_field& v) {
-                 std::string codec;
-                 if (!reader_.string(v, codec)) {
-                     return;
-                 }
-                 if (is_one_of(codec, later_codecs)) {
-                     reader_.problem(v.value.source(), v.path,
-                                     fmt::format("codec '{}' is not supported yet", codec));
-                 } else if (codec != "text") {
-                     reader_.unknown_value(v, codec, "text");
-                 } else {
-                     tcp.codec = codec;
-                 }
-             }},
-            {"max_line_bytes", [&](const config_field& v) { reader_.size(v, tcp.max_line_bytes); }},
-            {"max_connections",
-             [&](const config_field& v) { reader_.positive_integer(v, tcp.max_connections); }},
-        });
-    if (address_ok) {
-        claim_address(tcp.address,
-                      address_region != nullptr ? *address_region : table_region(f.key, table),
-                      f.path + ".address");
-    }
-    config_.sources.push_back(std::move(source));
-}
-
-void config_parser::read_sinks(const toml::key& key, const toml::table& sinks) {
-    if (sinks.empty()) {
-        reader_.problem(table_region(key, sinks), "sinks",
-                        "at least one sink is required ([sinks.NAME])");
-        return;
-    }
-    if (sinks.size() > max_sinks) {
-        reader_.problem(
-            table_region(key, sinks), "sinks",
-            fmt::format("at most {} sinks are supported, got {}", max_sinks, sinks.size()));
-    }
-    for (const auto& [name, node] : entries_in_file_order(sinks)) {
-        const config_field f{*name, *node, "sinks." + std::string(name->str())};
-        if (!valid_component_name(name->str())) {
-            reader_.problem(
-                name->source(), f.path,
-                fmt::format("invalid sink name '{}' (use letters, digits, _ and -)", name->str()));
-        }
-        if (const toml::table* table = reader_.table(f)) {
-            read_sink(f, *table);
-        }
-    }
-}
-
-void config_parser::read_sink(const config_field& f, const toml::table& table) {
-    const auto type_name = read_type(f, table, "file, sqlite");
-    if (!type_name) {
-        return;
-    }
-    const auto type = parse_sink_type(*type_name);
-    if (!type) {
-        const auto& where = table.find("type")->second.source();
-        if (is_one_of(*type_name, later_sink_types)) {
-            reader_.problem(where, f.path + ".type",
-                            fmt::format("sink type '{}' is not supported yet", *type_name));
-        } else {
-            reader_.problem(
-                where, f.path + ".type",
-                fmt::format("unknown sink type '{}' (expected one of: file, sqlite)", *type_name));
-        }
-        return;
-    }
-
-    sink_config sink;
-    sink.name = std::string(f.key.str());
-    sink.type = *type;
-    sink.batch = default_batch(*type);
-    std::vector<field_spec> specs{
-        {"type", {}},
-        {"inputs", [&](const config_field& v) { read_inputs(v, sink.inputs); }},
-        {"batch", [&](const config_field& v) { read_batch(v, sink.batch); }},
-    };
-    if (*type == sink_type::file) {
-        file_sink_config& file = sink.file;
-        specs.push_back(
-            {"path", [&](const config_field& v) { reader_.non_empty_string(v, file.path); }});
-        specs.push_back({"format", [&](const config_field& v) {
-                             reader_.choice(v, file.format, parse_file_format, "text, json");
-                         }});
-        specs.push_back({"fsync", [&](const config_field& v) { reader_.boolean(v, file.fsync); }});
-    } else {
-        sqlite_sink_config& sqlite = sink.sqlite;
-        specs.push_back(
-            {"path", [&](const config_field& v) { reader_.non_empty_string(v, sqlite.path); }});
-        specs.push_back({"table", [&](const config_field& v) {
-                             std::string name;
-                             if (!reader_.string(v, name)) {
-                                 return;
-                             }
-                             if (!valid_table_name(name)) {
-                                 reader_.problem(v.value.source(), v.path,
-                                                 fmt::format("invalid table name '{}' (expected "
-                                                             "[A-Za-z_][A-Za-z0-9_]*)",
-                                                             name));
-                                 return;
-                             }
-                             sqlite.table = name;
-                         }});
-        specs.push_back({"fts", [&](const config_field& v) { reader_.boolean(v, sqlite.fts); }});
-        specs.push_back({"busy_timeout", [&](const config_field& v) {
-                             std::chrono::nanoseconds wait{};
-                             if (!reader_.duration(v, wait)) {
-                                 return;
-                             }
-                             // sqlite3_busy_timeout takes an int of milliseconds.
-                             const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait);
-                             if (ms.count() > std::numeric_limits<int>::max()) {
-                                 reader_.problem(v.value.source(), v.path, "is too long");
-                                 return;
-                             }
-                             sqlite.busy_timeout = ms;
-                         }});
-    }
-    reader_.read_fields(table, f.path, specs);
-    config_.sinks.push_back(std::move(sink));
-}
-
-void config_parser::read_batch(const config_field& f, batch_config& batch) {
-    const toml::table* table = reader_.table(f);
-    if (table == nullptr) {
-        return;
-    }
-    reader_.read_fields(
-        *table, f.path,
-        {
-            {"max_events",
-             [&](const config_field& v) { reader_.positive_integer(v, batch.max_events); }},
-            {"max_bytes", [&](const config_field& v) { reader_.size(v, batch.max_bytes); }},
-            // A zero timeout would have the sink thread spin on an empty queue.
-            {"timeout", [&](const config_field& v) { reader_.duration(v, batch.timeout, true); }},
-        });
-}
-
-void config_parser::read_inputs(const config_field& f, std::vector<std::string>& inputs) {
-    const toml::array* array = f.value.as_array();
-    if (array == nullptr) {
-        reader_.problem(
-            f.value.source(), f.path,
-            fmt::format("expected an array of source names, got {}", type_name(f.value.type())));
-        return;
-    }
-    if (array->empty()) {
-        // An explicit [] reading as "every source" would surprise; leaving the key out says it.
-        reader_.problem(f.value.source(), f.path,
-                        "must name at least one source (leave it out to take every source)");
-        return;
-    }
-    std::vector<std::string> names;
-    for (const toml::node& element : *array) {
-        const auto* name = element.as_string();
-        if (name == nullptr) {
-            reader_.problem(element.source(), f.path,
-                            fmt::format("expected a source name (a string), got {}",
-                                        type_name(element.type())));
-            continue;
-        }
-        if (!declared_sources_.contains(name->get())) {
-            reader_.problem(element.source(), f.path,
-                            fmt::format("unknown source '{}'", name->get()));
-            continue;
-        }
-        if (std::find(names.begin(), names.end(), name->get()) != names.end()) {
-            reader_.problem(element.source(), f.path,
-                            fmt::format("source '{}' is listed twice", name->get()));
-            continue;
-        }
-        names.push_back(name->get());
-    }
-    inputs = std::move(names);
-}
-
 bool config_parser::read_address(const config_field& f, std::string& out) {
     std::string address;
     if (!reader_.string(f, address)) {
@@ -471,6 +153,47 @@ bool config_parser::read_address(const config_field& f, std::string& out) {
         return false;
     }
     out = std::move(address);
+    return true;
+}
+
+namespace {
+
+constexpr std::string_view endpoint_schemes[] = {"tcp://", "ipc://", "inproc://"};
+
+}  // namespace
+
+bool config_parser::read_endpoint(const config_field& f, std::string& out) {
+    std::string endpoint;
+    if (!reader_.string(f, endpoint)) {
+        return false;
+    }
+    const auto scheme =
+        std::find_if(std::begin(endpoint_schemes), std::end(endpoint_schemes),
+                     [&](std::string_view s) { return std::string_view(endpoint).starts_with(s); });
+    if (scheme == std::end(endpoint_schemes)) {
+        reader_.problem(f.value.source(), f.path,
+                        fmt::format("invalid endpoint '{}' (expected tcp://host:port, ipc://path "
+                                    "or inproc://name)",
+                                    endpoint));
+        return false;
+    }
+    const std::string_view rest = std::string_view(endpoint).substr(scheme->size());
+    if (rest.empty()) {
+        reader_.problem(f.value.source(), f.path,
+                        fmt::format("endpoint '{}' names nothing after '{}'", endpoint, *scheme));
+        return false;
+    }
+    if (*scheme == "tcp://") {
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size()) {
+            reader_.problem(f.value.source(), f.path,
+                            fmt::format("endpoint '{}' has no host or port (expected "
+                                        "tcp://host:port)",
+                                        endpoint));
+            return false;
+        }
+    }
+    out = std::move(endpoint);
     return true;
 }
 
@@ -489,8 +212,17 @@ std::optional<std::string> config_parser::read_type(const config_field& f, const
     return type;
 }
 
-void config_parser::claim_address(const std::string& address, const toml::source_region& where,
-                                  const std::string& owner) {
+namespace {
+
+// "tcp 127.0.0.1:5170": one key per socket that can be bound once.
+std::string listener_key(std::string_view protocol, const asio::ip::tcp::endpoint& endpoint) {
+    return fmt::format("{} {}:{}", protocol, endpoint.address().to_string(), endpoint.port());
+}
+
+}  // namespace
+
+void config_parser::claim_address(std::string_view protocol, const std::string& address,
+                                  const toml::source_region& where, const std::string& owner) {
     asio::ip::tcp::endpoint endpoint;
     try {
         endpoint = parse_tcp_endpoint(address);
@@ -500,15 +232,42 @@ void config_parser::claim_address(const std::string& address, const toml::source
     if (endpoint.port() == 0) {
         return;
     }
+    claim(listener_key(protocol, endpoint), fmt::format("address '{}'", address), where, owner);
+}
+
+void config_parser::claim_endpoint(const std::string& endpoint, const toml::source_region& where,
+                                   const std::string& owner) {
+    const std::string shown = fmt::format("endpoint '{}'", endpoint);
+    constexpr std::string_view tcp_scheme = "tcp://";
+    if (!endpoint.starts_with(tcp_scheme)) {
+        claim("zmq " + endpoint, shown, where, owner);  // ipc:// and inproc://: the name
+        return;
+    }
+    // A ZeroMQ tcp bind takes the port as a tcp source would, so they clash with each other.
+    const std::string host_port = endpoint.substr(tcp_scheme.size());
+    const std::string port = host_port.substr(host_port.rfind(':') + 1);
+    if (port == "0" || port.starts_with('*') || port.starts_with('!') || port.starts_with('[')) {
+        return;  // ZeroMQ picks a free port
+    }
+    try {
+        claim(listener_key("tcp", parse_tcp_endpoint(host_port)), shown, where, owner);
+    } catch (const error&) {
+        claim("zmq " + endpoint, shown, where, owner);  // an interface name: compare as written
+    }
+}
+
+void config_parser::claim(std::string key, std::string_view shown, const toml::source_region& where,
+                          const std::string& owner) {
     for (const auto& l : listeners_) {
-        if (l.endpoint == endpoint) {
-            reader_.problem(where, owner,
-                            fmt::format("address '{}' is already used by {}", address, l.owner));
+        if (l.key == key) {
+            reader_.problem(where, owner, fmt::format("{} is already used by {}", shown, l.owner));
             return;
         }
     }
-    listeners_.push_back({endpoint, owner});
+    listeners_.push_back({std::move(key), owner});
 }
+
+namespace {
 
 std::string join_problems(const std::vector<config_problem>& problems) {
     std::string text;
@@ -579,8 +338,13 @@ config default_config() {
     config c;  // data_dir, shutdown_timeout, api and queue defaults are SPEC's already
     source_config tcp;
     tcp.name = "tcp";
-    tcp.type = source_type::tcp;
+    tcp.type = source_type::tcp;  // newline-framed text on 127.0.0.1:5170
     c.sources.push_back(std::move(tcp));
+
+    source_config zmq;
+    zmq.name = "zmq";
+    zmq.type = source_type::zmq;  // PULL bound at tcp://127.0.0.1:5171, one event per frame
+    c.sources.push_back(std::move(zmq));
 
     sink_config file;
     file.name = "file";

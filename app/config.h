@@ -10,21 +10,28 @@
 #include <vector>
 
 #include "common/error.h"
+#include "ingest/generator_source.h"
 #include "ingest/tcp_source.h"
+#include "ingest/udp_source.h"
+#include "ingest/zmq_source.h"
 #include "queue/bounded_queue.h"
 #include "sinks/file_sink.h"
 #include "sinks/sink.h"
 #include "sinks/sqlite_sink.h"
+#include "sinks/zmq_sink.h"
 
 namespace sluice {
 
-enum class source_type { tcp };
-enum class sink_type { file, sqlite };
+enum class source_type { tcp, udp, zmq, generator };
+enum class sink_type { file, sqlite, zmq };
 
 struct source_config {
     std::string name;                 // the table key: [sources.NAME]
     source_type type = source_type::tcp;
-    tcp_source_config tcp;
+    tcp_source_config tcp;              // the struct of `type` is the one read
+    udp_source_config udp;
+    zmq_source_config zmq;
+    generator_source_config generator;
 };
 
 struct sink_config {
@@ -34,6 +41,7 @@ struct sink_config {
     batch_config batch;               // defaults depend on the type (see SPEC.md)
     file_sink_config file;
     sqlite_sink_config sqlite;
+    zmq_sink_config zmq;
 };
 
 struct api_config {
@@ -74,7 +82,8 @@ private:
 config load_config(const std::filesystem::path& file);
 // Parses TOML text; `file_name` is used in messages only.
 config parse_config(std::string_view text, std::string_view file_name);
-// The built-in default of SPEC.md: tcp on 127.0.0.1:5170, a file and a sqlite sink.
+// The built-in default of SPEC.md: tcp on 127.0.0.1:5170, a zmq PULL bound at
+// tcp://127.0.0.1:5171, a file and a sqlite sink.
 config default_config();
 
 }  // namespace sluice

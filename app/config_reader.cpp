@@ -1,6 +1,7 @@
 #include "app/config_reader.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -142,6 +143,34 @@ bool config_reader::positive_integer(const config_field& f, uint64_t& out) {
         return false;
     }
     out = static_cast<uint64_t>(i->get());
+    return true;
+}
+
+bool config_reader::non_negative_integer(const config_field& f, uint64_t& out) {
+    const auto* i = f.value.as_integer();
+    if (i == nullptr) {
+        wrong_type(f, "an integer");
+        return false;
+    }
+    if (i->get() < 0) {
+        problem(f.value.source(), f.path, fmt::format("must be 0 or more, got {}", i->get()));
+        return false;
+    }
+    out = static_cast<uint64_t>(i->get());
+    return true;
+}
+
+bool config_reader::non_negative_integer(const config_field& f, int& out) {
+    uint64_t value = 0;
+    if (!non_negative_integer(f, value)) {
+        return false;
+    }
+    if (value > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+        problem(f.value.source(), f.path,
+                fmt::format("must be at most {}, got {}", std::numeric_limits<int>::max(), value));
+        return false;
+    }
+    out = static_cast<int>(value);
     return true;
 }
 

@@ -1,7 +1,7 @@
 // config_reader: typed reads from a parsed TOML document that record a config_problem for
 // every missing, mistyped, malformed or unknown value and carry on, so one run of
-// `sluice validate` reports everything. Knows TOML and units, not sluice's schema (config.cpp).
-// One reader per parse; not thread-safe.
+// `sluice validate` reports everything. Knows TOML and units, not sluice's schema
+// (config_parser.h). One reader per parse; not thread-safe.
 #pragma once
 
 #include <chrono>
@@ -55,6 +55,10 @@ public:
     bool boolean(const config_field& f, bool& out);
     // An integer greater than 0.
     bool positive_integer(const config_field& f, uint64_t& out);
+    // An integer of 0 or more (0 often means "no limit").
+    bool non_negative_integer(const config_field& f, uint64_t& out);
+    // The same into an int (a socket option), refusing what an int cannot hold.
+    bool non_negative_integer(const config_field& f, int& out);
     // An integer or float.
     bool number(const config_field& f, double& out);
     // "64MiB" or a plain integer of bytes, greater than 0.

@@ -9,9 +9,13 @@
 #include "app/http_api.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "ingest/generator_source.h"
 #include "ingest/tcp_source.h"
+#include "ingest/udp_source.h"
+#include "ingest/zmq_source.h"
 #include "sinks/file_sink.h"
 #include "sinks/sqlite_sink.h"
+#include "sinks/zmq_sink.h"
 
 namespace sluice {
 
@@ -56,6 +60,17 @@ pipeline::pipeline(config cfg) : config_(std::move(cfg)) {
             case source_type::tcp:
                 sources_.push_back(std::make_unique<tcp_source>(s.name, id, io_, *queue_, s.tcp));
                 break;
+            case source_type::udp:
+                sources_.push_back(std::make_unique<udp_source>(s.name, id, io_, *queue_, s.udp));
+                break;
+            case source_type::zmq:
+                sources_.push_back(
+                    std::make_unique<zmq_source>(s.name, id, io_, *queue_, zmq_context_, s.zmq));
+                break;
+            case source_type::generator:
+                sources_.push_back(
+                    std::make_unique<generator_source>(s.name, id, io_, *queue_, s.generator));
+                break;
         }
     }
     for (const auto& k : config_.sinks) {
@@ -67,6 +82,10 @@ pipeline::pipeline(config cfg) : config_(std::move(cfg)) {
             case sink_type::sqlite:
                 sinks_.push_back(std::make_unique<sqlite_sink>(k.name, k.batch, k.sqlite,
                                                                config_.data_dir, source_names));
+                break;
+            case sink_type::zmq:
+                sinks_.push_back(std::make_unique<zmq_sink>(k.name, k.batch, k.zmq, zmq_context_,
+                                                            source_names));
                 break;
         }
     }

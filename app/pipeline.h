@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <asio/io_context.hpp>
+#include <zmq.hpp>
 
 #include "app/config.h"
 #include "ingest/source.h"
@@ -45,6 +46,7 @@ private:
     void finish(int exit_code);
 
     config config_;
+    zmq::context_t zmq_context_{1};  // outlives every socket: declared before them
     asio::io_context io_{1};
     std::unique_ptr<bounded_queue> queue_;
     std::vector<std::unique_ptr<source>> sources_;

@@ -98,7 +98,7 @@ std::string render_prometheus(const pipeline& p) {
 
     w.header("sluice_events_dropped_total", "counter", "Events dropped, by source and reason.");
     for (const auto& s : sources) {
-        for (auto reason : {drop_reason::queue_full, drop_reason::evicted}) {
+        for (auto reason : {drop_reason::queue_full, drop_reason::evicted, drop_reason::kernel}) {
             w.sample("sluice_events_dropped_total",
                      label("source", s->name()) + "," + label("reason", to_string(reason)),
                      p.queue().dropped(s->id(), reason));
@@ -167,11 +167,12 @@ std::string render_status_json(const pipeline& p) {
                        ",\"events_total\":{},\"bytes_total\":{},\"paused\":{},"
                        "\"backpressure_seconds_total\":{:.6f},\"truncated_total\":{},"
                        "\"decode_errors_total\":{},\"dropped\":{{\"queue_full\":{},"
-                       "\"evicted\":{}}}}}",
+                       "\"evicted\":{},\"kernel\":{}}}}}",
                        read(c.events_total), read(c.bytes_total), c.paused.load(),
                        paused_seconds(c), read(c.truncated_total), read(c.decode_errors_total),
                        p.queue().dropped(s->id(), drop_reason::queue_full),
-                       p.queue().dropped(s->id(), drop_reason::evicted));
+                       p.queue().dropped(s->id(), drop_reason::evicted),
+                       p.queue().dropped(s->id(), drop_reason::kernel));
     }
     out += "],\"sinks\":[";
     first = true;

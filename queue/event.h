@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -36,6 +37,9 @@ public:
         size_ = n;
     }
     void append(const char* p, size_t n) {
+        if (n == 0) {
+            return;  // p and tail() may be null then, which memcpy does not allow
+        }
         if (free_space() < n) {
             reserve(grow_target(size_ + n));
         }
@@ -65,6 +69,31 @@ private:
 struct event_record {
     uint32_t offset;
     uint32_t length;
+};
+
+// A piece of text of a batch: in its buffer, or (in_extra) in its extra text. A null ref
+// (length == null_length) is SQL NULL.
+struct text_ref {
+    static constexpr uint32_t null_length = UINT32_MAX;
+    uint32_t offset = 0;
+    uint32_t length = null_length;
+    bool in_extra = false;
+    bool is_null() const { return length == null_length; }
+};
+
+// What a codec decoded from one event (SPEC's columns beyond the line itself).
+struct event_meta {
+    static constexpr int64_t no_ts = INT64_MIN;
+    int64_t ts_ns = no_ts;  // the event's own time
+    int8_t severity = -1;   // -1 = NULL
+    int8_t facility = -1;
+    text_ref host;          // syslog HOSTNAME; null: the batch's peer host
+    text_ref app;
+    text_ref procid;
+    text_ref msgid;
+    text_ref message;       // null: the whole line
+    text_ref fields;        // a JSON object, or null
+    text_ref topic;         // ZeroMQ SUB topic, or null
 };
 
 class batch {
@@ -97,12 +126,35 @@ public:
     // batch is sealed, so the text file sink writes it unchanged.
     std::string_view text() const { return {buffer_.data(), buffer_.size()}; }
 
+    // Decoded columns, parallel to events(); empty when nothing was decoded (text codec).
+    bool has_meta() const { return !meta_.empty(); }
+    const event_meta& meta(size_t i) const { return meta_[i]; }
+    std::vector<event_meta>& meta() { return meta_; }
+    // Generated text that meta refers to (structured data as JSON, topics).
+    std::string& extra() { return extra_; }
+    const std::string& extra() const { return extra_; }
+    // The text of a ref; data() is nullptr for a null ref.
+    std::string_view view(const text_ref& r) const {
+        if (r.is_null()) {
+            return {};
+        }
+        return {(r.in_extra ? extra_.data() : buffer_.data()) + r.offset, r.length};
+    }
+    // The event's message column: the decoded message, else the whole line.
+    std::string_view message(size_t i) const {
+        if (has_meta() && !meta_[i].message.is_null()) {
+            return view(meta_[i].message);
+        }
+        return line(i);
+    }
+
     // Sum of the line lengths, without the '\n's.
     uint64_t payload_bytes() const;
     // Everything this batch holds in memory: what the queue's max_bytes counts.
     uint64_t cost_bytes() const {
         return sizeof(batch) + buffer_.capacity() + events_.capacity() * sizeof(event_record) +
-               origin.capacity() + host.capacity() + 32 /* shared_ptr control block */;
+               meta_.capacity() * sizeof(event_meta) + extra_.capacity() + origin.capacity() +
+               host.capacity() + 32 /* shared_ptr control block */;
     }
     // Drops spare capacity when the batch uses less than half of it, so that a trickle of
     // short reads does not cost a full read buffer per event in the queue.
@@ -117,6 +169,8 @@ private:
     source_id source_;
     byte_buffer buffer_;
     std::vector<event_record> events_;
+    std::vector<event_meta> meta_;
+    std::string extra_;
 };
 
 using batch_ptr = std::shared_ptr<const batch>;

@@ -38,7 +38,12 @@ inline std::string_view to_string(overflow_policy p) {
 }
 
 // Reasons a dropped event is counted under (label `reason` of sluice_events_dropped_total).
-enum class drop_reason { queue_full, evicted, count_ };
+enum class drop_reason {
+    queue_full,  // refused by a full queue (drop_newest, or UDP, which cannot pause)
+    evicted,     // drop_oldest made room
+    kernel,      // UDP datagrams the kernel dropped for lack of receive buffer
+    count_
+};
 
 inline std::string_view to_string(drop_reason r) {
     switch (r) {
@@ -46,6 +51,8 @@ inline std::string_view to_string(drop_reason r) {
             return "queue_full";
         case drop_reason::evicted:
             return "evicted";
+        case drop_reason::kernel:
+            return "kernel";
         case drop_reason::count_:
             break;
     }
