@@ -50,7 +50,10 @@ bool framer::frame_line(batch& b, size_t& scan) {
     const void* found = std::memchr(buf + from, '\n', size - from);
     if (found == nullptr) {
         const size_t pending = size - scan;
-        if (pending > max_line_) {
+        // A line of exactly max_line_ bytes may end in "\r\n": with only its '\r' here, it
+        // is not over-long yet. Deciding now would make truncation depend on the reads.
+        const bool may_fit = pending == max_line_ + 1 && buf[size - 1] == '\r';
+        if (pending > max_line_ && !may_fit) {
             // Keep the head of an over-long line and drop the rest up to its newline, so one
             // line can never grow the buffer without bound.
             emit(b, scan, max_line_);

@@ -47,6 +47,20 @@ asio::awaitable<void> source::wait_while_paused() {
     }
 }
 
+void source::push_or_drop(batch_ptr b) {
+    const uint64_t events = b->event_count();
+    bump(counters_.events_total, events);
+    switch (queue_.try_push(b)) {
+        case push_result::ok:
+        case push_result::dropped:
+            break;
+        case push_result::full:
+        case push_result::closed:
+            queue_.count_dropped(id_, drop_reason::queue_full, events);
+            break;
+    }
+}
+
 asio::awaitable<bool> source::push(batch_ptr b) {
     const uint64_t events = b->event_count();
     for (;;) {

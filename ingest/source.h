@@ -54,6 +54,9 @@ protected:
     // io thread: pushes `b`, waiting through `full` until the queue takes it. Counts events
     // and drops. Returns false if the queue is closed (the batch is then lost: only at exit).
     asio::awaitable<bool> push(batch_ptr b);
+    // io thread: for sources that cannot pause (UDP): pushes `b` or, when the queue is full,
+    // drops it and counts it as reason "queue_full". Never waits.
+    void push_or_drop(batch_ptr b);
     // io thread: waits while the source is paused.
     asio::awaitable<void> wait_while_paused();
     bool paused() const { return counters_.paused.load(std::memory_order_relaxed); }

@@ -130,6 +130,7 @@ asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> s
     }
     const size_t read_bytes = config_.read_bytes;
     framer frame(config_.framing_kind, config_.max_line_bytes);
+    batch_decoder decoder(config_.codec);
     auto current = std::make_shared<batch>(id(), read_bytes);
     auto seal_and_push = [&](bool last) -> asio::awaitable<bool> {
         auto next =
@@ -149,6 +150,7 @@ asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> s
             current->received_ns = unix_now_ns();
             current->origin = origin;
             current->host = host;
+            bump(counters_.decode_errors_total, decoder.decode(*current));
             current->shrink_if_sparse();
             ok = co_await push(std::move(current));
         }

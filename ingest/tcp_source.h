@@ -10,6 +10,7 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include "ingest/codecs/batch_decoder.h"
 #include "ingest/framing.h"
 #include "ingest/source.h"
 
@@ -18,7 +19,7 @@ namespace sluice {
 struct tcp_source_config {
     std::string address = "127.0.0.1:5170";  // host:port to listen on
     framing framing_kind = framing::newline;   // newline | octet_counting
-    std::string codec = "text";                // text (json, syslog: a later issue)
+    codec_kind codec = codec_kind::text;       // text | json | syslog
     uint64_t max_line_bytes = 65536;           // longer lines are truncated and counted
     uint64_t max_connections = 1024;           // further connections are closed at once
     uint64_t read_bytes = 64 * 1024;           // bytes asked of the socket per read

@@ -67,7 +67,9 @@ push_result bounded_queue::try_push(batch_ptr& b) {
                 case overflow_policy::drop_oldest:
                     evict_for(events, bytes);
                     pop_finished();
-                    if (!over_limit(events_ + events, bytes_ + bytes)) {
+                    // An emptied queue admits any batch: refusing it now would lose both.
+                    if ((events_ == 0 && bytes_ == 0) ||
+                        !over_limit(events_ + events, bytes_ + bytes)) {
                         break;
                     }
                     [[fallthrough]];
@@ -150,9 +152,16 @@ read_result bounded_queue::read_until(size_t sink, uint64_t& cursor,
         if (look == 1) {
             return read_result::timeout;
         }
+        // A wake_readers that came before this call (after the caller last checked its stop
+        // flag) must not be lost to a wait that could last forever.
+        if ((wake_pending_ & bit) != 0) {
+            wake_pending_ &= ~bit;
+            return read_result::timeout;
+        }
         ++waiting_readers_;
         readable_.wait_until(lock, deadline);
         --waiting_readers_;
+        wake_pending_ &= ~bit;
     }
 }
 
@@ -244,6 +253,7 @@ void bounded_queue::close() {
 void bounded_queue::wake_readers() {
     {
         std::lock_guard lock(mutex_);
+        wake_pending_ = ~uint64_t{0};
     }
     readable_.notify_all();
 }

@@ -91,7 +91,9 @@ public:
 
     // No more pushes; wakes every reader. Readers still get what is queued.
     void close();
-    // Wakes readers blocked in read_until so they can check their own stop flags.
+    // Wakes readers blocked in read_until so they can check their own stop flags. A sink not
+    // blocked yet gets `timeout` from its next read_until instead of blocking, so a stop flag
+    // set just before this call is never missed.
     void wake_readers();
 
     queue_stats stats() const;
@@ -99,6 +101,10 @@ public:
     uint64_t events_size_guess() const { return events_guess_.load(std::memory_order_relaxed); }
     uint64_t bytes_size_guess() const { return bytes_guess_.load(std::memory_order_relaxed); }
     bool blocked_guess() const { return blocked_guess_.load(std::memory_order_relaxed); }
+    // Counts events a source dropped itself (UDP on `full`, datagrams the kernel dropped).
+    void count_dropped(source_id source, drop_reason reason, uint64_t events) {
+        dropped_[source][static_cast<size_t>(reason)].fetch_add(events, std::memory_order_relaxed);
+    }
     // Events dropped so far, by source and reason.
     uint64_t dropped(source_id source, drop_reason reason) const;
     const queue_config& config() const { return config_; }
@@ -148,6 +154,7 @@ private:
     bool blocked_ = false;
     bool closed_ = false;
     size_t waiting_readers_ = 0;
+    uint64_t wake_pending_ = 0;  // bitmask of sinks woken by wake_readers, not yet returned
     std::vector<std::array<std::atomic<uint64_t>, static_cast<size_t>(drop_reason::count_)>>
         dropped_;
     std::atomic<uint64_t> events_guess_{0};

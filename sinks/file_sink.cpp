@@ -11,7 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/json_writer.h"
+#include "sinks/event_json.h"
 
 namespace sluice {
 
@@ -112,21 +112,10 @@ const file_handle* file_sink::file_for(const std::string& rendered) {
 }
 
 void file_sink::append_json(std::string& out, const batch& b) const {
-    std::string prefix = "{\"received_at\":\"";
-    append_rfc3339_ns(prefix, b.received_ns);
-    prefix += "\",\"source\":";
-    append_json_string(prefix, source_names_.at(b.source()));
-    prefix += ",\"host\":";
-    if (b.host.empty()) {
-        prefix += "null";
-    } else {
-        append_json_string(prefix, b.host);
-    }
-    prefix += ",\"message\":";
+    const std::string& source = source_names_.at(b.source());
     for (size_t i = 0; i < b.event_count(); ++i) {
-        out += prefix;
-        append_json_string(out, b.line(i));
-        out += "}\n";
+        append_event_json(out, b, i, source);
+        out += '\n';
     }
 }
 

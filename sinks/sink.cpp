@@ -63,6 +63,10 @@ write_status sink::write(std::span<const batch_ptr> batches) {
     } catch (const std::exception& e) {
         log_failure(std::string("write failed: ") + e.what());
         status = write_status::retry;
+    } catch (...) {
+        // Anything else thrown would end the sink thread, and the process, by terminate().
+        log_failure("write failed: an exception not derived from std::exception");
+        status = write_status::retry;
     }
     if (status == write_status::ok) {
         uint64_t events = 0;

@@ -76,6 +76,8 @@ public:
 protected:
     virtual write_status write_impl(std::span<const batch_ptr> batches) = 0;
     virtual void reopen_impl() {}
+    // True once abort() was called: a write_impl that waits checks this to give up.
+    bool aborted() const { return aborted_.load(std::memory_order_acquire); }
     // Logs a failure of this sink at most once a second. Sink thread only.
     void log_failure(const std::string& what);
 

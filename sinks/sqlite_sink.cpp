@@ -63,6 +63,69 @@ sqlite_sink::sqlite_sink(std::string name, batch_config batch, sqlite_sink_confi
                  config_.table);
 }
 
+namespace {
+
+void bind_text_or_null(sqlite3_stmt* stmt, int param, std::string_view v) {
+    if (v.data() == nullptr) {
+        sqlite3_bind_null(stmt, param);
+    } else {
+        sqlite3_bind_text(stmt, param, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    }
+}
+
+void bind_int_or_null(sqlite3_stmt* stmt, int param, int64_t v, bool null) {
+    if (null) {
+        sqlite3_bind_null(stmt, param);
+    } else {
+        sqlite3_bind_int64(stmt, param, v);
+    }
+}
+
+}  // namespace
+
+void sqlite_sink::clear_decoded_columns() {
+    if (!decoded_bound_) {
+        return;
+    }
+    sqlite3_stmt* insert = insert_.get();
+    for (int p : {sqlite_sql::ts, sqlite_sql::severity, sqlite_sql::facility, sqlite_sql::app,
+                  sqlite_sql::procid, sqlite_sql::msgid, sqlite_sql::fields}) {
+        sqlite3_bind_null(insert, p);
+    }
+    decoded_bound_ = false;
+}
+
+int sqlite_sink::insert_decoded(const batch& b) {
+    sqlite3_stmt* insert = insert_.get();
+    decoded_bound_ = true;
+    int rc = SQLITE_DONE;
+    for (size_t i = 0; i < b.event_count(); ++i) {
+        const event_meta& m = b.meta(i);
+        bind_int_or_null(insert, sqlite_sql::ts, m.ts_ns, m.ts_ns == event_meta::no_ts);
+        bind_int_or_null(insert, sqlite_sql::severity, m.severity, m.severity < 0);
+        bind_int_or_null(insert, sqlite_sql::facility, m.facility, m.facility < 0);
+        // A nil HOSTNAME (or none decoded) falls back to the peer address.
+        std::string_view host = b.view(m.host);
+        if (host.data() == nullptr && !b.host.empty()) {
+            host = b.host;
+        }
+        bind_text_or_null(insert, sqlite_sql::host, host);
+        bind_text_or_null(insert, sqlite_sql::app, b.view(m.app));
+        bind_text_or_null(insert, sqlite_sql::procid, b.view(m.procid));
+        bind_text_or_null(insert, sqlite_sql::msgid, b.view(m.msgid));
+        const std::string_view message = b.message(i);
+        sqlite3_bind_text(insert, sqlite_sql::message, message.data(),
+                          static_cast<int>(message.size()), SQLITE_STATIC);
+        bind_text_or_null(insert, sqlite_sql::fields, b.view(m.fields));
+        rc = sqlite3_step(insert);
+        sqlite3_reset(insert);
+        if (rc != SQLITE_DONE) {
+            break;
+        }
+    }
+    return rc;
+}
+
 write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
     int rc = begin_.run();
     if (rc != SQLITE_DONE) {
@@ -81,14 +144,20 @@ write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
             sqlite3_bind_text(insert, sqlite_sql::host, b->host.data(),
                               static_cast<int>(b->host.size()), SQLITE_STATIC);
         }
-        const char* base = b->buffer().data();
-        for (const auto& e : b->events()) {
-            sqlite3_bind_text(insert, sqlite_sql::message, base + e.offset,
-                              static_cast<int>(e.length), SQLITE_STATIC);
-            rc = sqlite3_step(insert);
-            sqlite3_reset(insert);
-            if (rc != SQLITE_DONE) {
-                break;
+        if (b->has_meta()) {
+            rc = insert_decoded(*b);
+        } else {
+            // Decoded batches bind every column per event; put those back to NULL first.
+            clear_decoded_columns();
+            const char* base = b->buffer().data();
+            for (const auto& e : b->events()) {
+                sqlite3_bind_text(insert, sqlite_sql::message, base + e.offset,
+                                  static_cast<int>(e.length), SQLITE_STATIC);
+                rc = sqlite3_step(insert);
+                sqlite3_reset(insert);
+                if (rc != SQLITE_DONE) {
+                    break;
+                }
             }
         }
         if (rc != SQLITE_DONE) {

@@ -30,7 +30,13 @@ protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
 
 private:
+    // Inserts the events of a decoded batch, binding every column; the last SQLite code.
+    int insert_decoded(const batch& b);
+    // Puts the decoded columns back to NULL for plain-text batches.
+    void clear_decoded_columns();
+
     sqlite_sink_config config_;
+    bool decoded_bound_ = false;
     std::vector<std::string> source_names_;
     sqlite_db db_;
     sqlite_stmt begin_;

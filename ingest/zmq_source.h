@@ -1,0 +1,57 @@
+// zmq_source: a ZeroMQ PULL or SUB socket read from the io thread, one event per message
+// frame. The socket is driven by its ZMQ_FD in the event loop, no polling thread: the fd is
+// edge-triggered, so the source drains until EAGAIN and re-checks ZMQ_EVENTS before it waits.
+// Pausing is flow control: messages stay in ZeroMQ's receive high-water mark and a PUSH
+// sender blocks. io thread only.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <asio/posix/stream_descriptor.hpp>
+#include <zmq.hpp>
+
+#include "ingest/codecs/batch_decoder.h"
+#include "ingest/source.h"
+
+namespace sluice {
+
+enum class zmq_source_socket { pull, sub };
+
+struct zmq_source_config {
+    std::string endpoint = "tcp://127.0.0.1:5171";  // ZeroMQ endpoint
+    zmq_source_socket socket = zmq_source_socket::pull;
+    bool bind = true;                        // bind, else connect
+    std::vector<std::string> subscribe{""};  // SUB prefixes ("" = everything)
+    codec_kind codec = codec_kind::text;
+    uint64_t max_line_bytes = 65536;         // longer frames are truncated and counted
+    int rcvhwm = 1000;                       // messages ZeroMQ holds before the sender blocks
+};
+
+class zmq_source final : public source {
+public:
+    zmq_source(std::string name, source_id id, asio::io_context& io, bounded_queue& queue,
+               zmq::context_t& context, zmq_source_config config);
+    ~zmq_source() override;
+
+    void start() override;
+    void stop() noexcept override;
+    bool idle() const override { return stopped_ && !running_; }
+
+private:
+    asio::awaitable<void> receive_loop();
+    // Receives what is ready without blocking into one batch (up to ~64 KiB).
+    std::shared_ptr<batch> receive_ready();
+    bool readable();
+
+    zmq_source_config config_;
+    zmq::socket_t socket_;
+    asio::posix::stream_descriptor fd_;
+    batch_decoder decoder_;
+    std::string topic_;      // SUB: the topic frame of the multipart message being read
+    bool in_multipart_ = false;
+    bool stopped_ = false;
+    bool running_ = false;
+};
+
+}  // namespace sluice

@@ -1,0 +1,48 @@
+// zmq_sink: forwards events over ZeroMQ, one frame per event (text: the line; json: the
+// event as JSON). PUSH connects to every endpoint, so ZeroMQ spreads the load over several
+// aggregators; PUB fans out to subscribers. When PUSH peers stop taking messages (their
+// high-water marks are reached) the sink waits, its batch stays queued, and backpressure
+// reaches the sources. The socket is created by the constructor and then used only on the
+// sink's thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "sinks/sink.h"
+
+namespace sluice {
+
+enum class zmq_sink_socket { push, pub };
+enum class zmq_sink_format { text, json };
+
+struct zmq_sink_config {
+    std::vector<std::string> endpoints{"tcp://127.0.0.1:6000"};  // connected to, each
+    zmq_sink_socket socket = zmq_sink_socket::push;
+    zmq_sink_format format = zmq_sink_format::text;
+    int sndhwm = 1000;  // messages ZeroMQ holds per peer before the sink waits
+};
+
+class zmq_sink final : public sink {
+public:
+    zmq_sink(std::string name, batch_config batch, zmq_sink_config config,
+             zmq::context_t& context, std::vector<std::string> source_names);
+
+protected:
+    write_status write_impl(std::span<const batch_ptr> batches) override;
+
+private:
+    // Sends one frame, waiting (in short slices, so abort() is seen) while peers are full.
+    // False if aborted first.
+    bool send_frame(std::string_view frame);
+
+    zmq_sink_config config_;
+    zmq::socket_t socket_;
+    std::vector<std::string> source_names_;
+    std::string json_;
+    log_limiter wait_log_;
+};
+
+}  // namespace sluice
