@@ -173,6 +173,11 @@ void framer::finish(batch& b) {
     if (len > 0 && buf[start + len - 1] == '\r') {
         --len;
     }
+    if (len == 0) {
+        // A lone '\r' or a length header with no data: nothing of a message to keep.
+        b.buffer().resize(framed_end_);
+        return;
+    }
     if (len > max_line_) {
         len = max_line_;
         ++truncated_;

@@ -76,6 +76,13 @@ push_result bounded_queue::try_push(batch_ptr& b) {
                 case overflow_policy::drop_newest:
                     dropped_[source][static_cast<size_t>(drop_reason::queue_full)].fetch_add(
                         events, std::memory_order_relaxed);
+                    if (b->position >= 0) {
+                        // An empty entry reports the dropped batch's position in its turn, so a
+                        // file offset never moves past batches still queued before it.
+                        entries_.push_back(entry{next_seq_++, nullptr, 0, 0, 0, b->received_ns,
+                                                 b->position, source});
+                        pop_finished();
+                    }
                     publish_guesses();
                     b.reset();
                     return push_result::dropped;

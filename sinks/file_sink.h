@@ -27,6 +27,8 @@ public:
     file_sink(std::string name, batch_config batch, file_sink_config config,
               std::filesystem::path data_dir, std::vector<std::string> source_names);
 
+    ~file_sink() override { stop_thread(); }
+
 protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
     void reopen_impl() override { files_.clear(); }

@@ -11,7 +11,9 @@ namespace sluice {
 sink::sink(std::string name, batch_config batch, retry_config retry)
     : name_(std::move(name)), batch_(batch), retry_(retry) {}
 
-sink::~sink() {
+sink::~sink() { stop_thread(); }
+
+void sink::stop_thread() {
     abort();
     join();
 }
@@ -53,12 +55,12 @@ void sink::log_failure(const std::string& what) {
 }
 
 write_status sink::write(std::span<const batch_ptr> batches) {
-    if (reopen_.exchange(false, std::memory_order_acq_rel)) {
-        reopen_impl();
-    }
     const int64_t start = mono_now_ns();
     write_status status;
     try {
+        if (reopen_.exchange(false, std::memory_order_acq_rel)) {
+            reopen_impl();
+        }
         status = write_impl(batches);
     } catch (const std::exception& e) {
         log_failure(std::string("write failed: ") + e.what());

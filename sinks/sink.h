@@ -76,6 +76,9 @@ public:
 protected:
     virtual write_status write_impl(std::span<const batch_ptr> batches) = 0;
     virtual void reopen_impl() {}
+    // Ends the thread. Every final subclass calls this first in its destructor: the thread
+    // runs write_impl, which must not outlive the subclass's members.
+    void stop_thread();
     // True once abort() was called: a write_impl that waits checks this to give up.
     bool aborted() const { return aborted_.load(std::memory_order_acquire); }
     // Logs a failure of this sink at most once a second. Sink thread only.

@@ -26,6 +26,8 @@ public:
                 std::filesystem::path data_dir, std::vector<std::string> source_names,
                 retry_config retry = {});
 
+    ~sqlite_sink() override { stop_thread(); }
+
 protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
 

@@ -30,6 +30,8 @@ public:
     zmq_sink(std::string name, batch_config batch, zmq_sink_config config,
              zmq::context_t& context, std::vector<std::string> source_names);
 
+    ~zmq_sink() override { stop_thread(); }
+
 protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
 
