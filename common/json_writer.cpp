@@ -6,17 +6,65 @@
 
 namespace sluice {
 
+namespace {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not one (overlong,
+// surrogate, past U+10FFFF, cut short).
+size_t utf8_sequence_length(std::string_view s, size_t i) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        n = 2;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+        n = 3;
+        lo = b0 == 0xe0 ? 0xa0 : 0x80;
+        hi = b0 == 0xed ? 0x9f : 0xbf;
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        n = 4;
+        lo = b0 == 0xf0 ? 0x90 : 0x80;
+        hi = b0 == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size()) {
+        return 0;
+    }
+    for (size_t k = 1; k < n; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out.push_back('"');
     size_t plain = 0;  // start of the run of bytes that need no escaping
-    for (size_t i = 0; i < s.size(); ++i) {
+    for (size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            ++i;
+            continue;
+        }
+        if (c >= 0x80) {
+            if (const size_t n = utf8_sequence_length(s, i); n != 0) {
+                i += n;
+                continue;
+            }
+            // JSON is UTF-8: a byte that is not part of a valid sequence becomes U+FFFD.
+            out.append(s.data() + plain, i - plain);
+            out += "\\ufffd";
+            plain = ++i;
             continue;
         }
         out.append(s.data() + plain, i - plain);
-        plain = i + 1;
+        plain = ++i;
         switch (c) {
             case '"':
                 out += "\\\"";

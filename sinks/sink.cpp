@@ -125,11 +125,17 @@ void sink::run() {
     uint64_t pending_bytes = 0;
     clock::time_point flush_at = clock::time_point::max();
     bool closed = false;
+    // A sink never takes more than half the queue into one write: what it holds cannot be
+    // evicted, so a larger share would leave drop_oldest nothing to make room with.
+    const auto& limits = queue_->config();
+    const uint64_t max_events = std::max<uint64_t>(
+        1, std::min(batch_.max_events, limits.max_events / 2));
+    const uint64_t max_bytes = std::max<uint64_t>(1, std::min(batch_.max_bytes, limits.max_bytes / 2));
     while (!aborted_.load(std::memory_order_acquire)) {
         const size_t before = pending.size();
-        const read_result r =
-            queue_->read_until(id_, cursor, flush_at, pending, batch_.max_events - pending_events,
-                               batch_.max_bytes - pending_bytes);
+        const read_result r = queue_->read_until(id_, cursor, flush_at, pending,
+                                                 max_events - pending_events,
+                                                 max_bytes - pending_bytes);
         if (r == read_result::ok) {
             for (size_t i = before; i < pending.size(); ++i) {
                 pending_events += pending[i]->event_count();
@@ -140,8 +146,8 @@ void sink::run() {
             }
         }
         closed = r == read_result::closed;
-        const bool due = pending_events >= batch_.max_events ||
-                         pending_bytes >= batch_.max_bytes || clock::now() >= flush_at || closed;
+        const bool due = pending_events >= max_events || pending_bytes >= max_bytes ||
+                         clock::now() >= flush_at || closed;
         if (!due) {
             continue;
         }
