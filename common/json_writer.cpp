@@ -92,9 +92,13 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 void append_rfc3339_ns(std::string& out, int64_t unix_ns) {
-    const int64_t seconds = unix_ns >= 0 ? unix_ns / 1'000'000'000
-                                         : (unix_ns - 999'999'999) / 1'000'000'000;
-    const int64_t nanos = unix_ns - seconds * 1'000'000'000;
+    // Floor division without overflow: (unix_ns - 999'999'999) overflowed near INT64_MIN.
+    int64_t seconds = unix_ns / 1'000'000'000;
+    int64_t nanos = unix_ns % 1'000'000'000;
+    if (nanos < 0) {
+        nanos += 1'000'000'000;
+        --seconds;
+    }
     const auto t = static_cast<time_t>(seconds);
     std::tm tm{};
     gmtime_r(&t, &tm);

@@ -26,7 +26,9 @@ uint64_t batch_decoder::decode(batch& b) {
     // A source may have recorded topics already; decoding fills in everything else.
     meta.resize(b.event_count());
     for (auto& m : meta) {
-        m = event_meta{.topic = m.topic};
+        const text_ref topic = m.topic;
+        m = event_meta{};
+        m.topic = topic;
     }
     uint64_t failures = 0;
     for (size_t i = 0; i < b.event_count(); ++i) {

@@ -1,0 +1,269 @@
+// Tests for the ZeroMQ sink, driven directly through write() against real PULL sockets bound
+// on 127.0.0.1 port 0: frames spread over two peers arrive exactly once, JSON frames parse,
+// and a write blocked on a peer that never takes messages ends with retry on abort().
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+#include <zmq.hpp>
+
+#include "queue/event.h"
+#include "sinks/zmq_sink.h"
+
+using namespace std::chrono_literals;
+using sluice::batch;
+using sluice::batch_ptr;
+using sluice::write_status;
+using sluice::zmq_sink;
+using sluice::zmq_sink_config;
+using sluice::zmq_sink_format;
+
+namespace {
+
+// Fails the process with a message if not dismissed in time: a hang is reported, not waited
+// out. `state` says what the test saw so far.
+class watchdog {
+public:
+    explicit watchdog(std::string what, std::function<std::string()> state = {},
+                      std::chrono::seconds limit = 30s)
+        : what_(std::move(what)), state_(std::move(state)), thread_([this, limit] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+                  std::fprintf(stderr, "watchdog: %s did not finish in %lld s (%s).\n",
+                               what_.c_str(), static_cast<long long>(limit.count()),
+                               state_ ? state_().c_str() : "");
+                  std::abort();
+              }
+          }) {}
+    ~watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+
+private:
+    std::string what_;
+    std::function<std::string()> state_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+// A PULL socket bound to 127.0.0.1 on a port the kernel picks.
+struct puller {
+    explicit puller(zmq::context_t& ctx) : socket(ctx, zmq::socket_type::pull) {
+        socket.set(zmq::sockopt::linger, 0);
+        socket.bind("tcp://127.0.0.1:*");
+        endpoint = socket.get(zmq::sockopt::last_endpoint);
+    }
+    zmq::socket_t socket;
+    std::string endpoint;
+};
+
+// Receives from all `pullers` until `count` frames arrived or 10 s passed.
+std::vector<std::vector<std::string>> receive(std::vector<puller*> pullers, size_t count) {
+    std::vector<std::vector<std::string>> got(pullers.size());
+    size_t total = 0;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (total < count && std::chrono::steady_clock::now() < until) {
+        std::vector<zmq::pollitem_t> items;
+        for (auto* p : pullers) {
+            items.push_back({p->socket.handle(), 0, ZMQ_POLLIN, 0});
+        }
+        zmq::poll(items, 100ms);
+        for (size_t i = 0; i < pullers.size(); ++i) {
+            zmq::message_t msg;
+            while (pullers[i]->socket.recv(msg, zmq::recv_flags::dontwait)) {
+                got[i].push_back(msg.to_string());
+                ++total;
+            }
+        }
+    }
+    return got;
+}
+
+batch_ptr make_batch(sluice::source_id source, const std::vector<std::string>& lines,
+                     int64_t received_ns = 1'700'000'000'000'000'000, std::string host = "") {
+    auto b = std::make_shared<batch>(source);
+    for (const auto& l : lines) {
+        b->add_line(l);
+    }
+    b->received_ns = received_ns;
+    b->host = std::move(host);
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("zmq sink pushes every frame exactly once across two peers", "[zmq_sink]") {
+    watchdog dog("zmq push to two peers");
+    zmq::context_t ctx;
+    puller a(ctx);
+    puller b(ctx);
+    zmq_sink_config c;
+    c.endpoints = {a.endpoint, b.endpoint};
+    zmq_sink sink("forward", {}, c, ctx, {"app", "web"});
+
+    std::vector<batch_ptr> batches;
+    std::map<std::string, int> expected;
+    for (int i = 0; i < 50; ++i) {
+        std::vector<std::string> lines;
+        for (int k = 0; k < 1 + i % 7; ++k) {
+            lines.push_back("m" + std::to_string(i) + "-" + std::to_string(k));
+            expected[lines.back()] = 1;
+        }
+        batches.push_back(make_batch(static_cast<sluice::source_id>(i % 2), lines));
+    }
+    batches.push_back(make_batch(0, {""}));  // an empty line is an empty frame
+    expected[""] = 1;
+    REQUIRE(sink.write(batches) == write_status::ok);
+
+    const auto got = receive({&a, &b}, expected.size());
+    std::map<std::string, int> seen;
+    for (const auto& frames : got) {
+        for (const auto& f : frames) {
+            ++seen[f];
+        }
+    }
+    CHECK(seen == expected);
+    CHECK(sluice::read(sink.counters().events_total) == expected.size());
+
+    // A second write reaches the peers too, each frame once.
+    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(1, {"late-1", "late-2"})}) ==
+            write_status::ok);
+    const auto more = receive({&a, &b}, 2);
+    std::map<std::string, int> seen_more;
+    for (const auto& frames : more) {
+        for (const auto& f : frames) {
+            ++seen_more[f];
+        }
+    }
+    CHECK(seen_more == std::map<std::string, int>{{"late-1", 1}, {"late-2", 1}});
+}
+
+TEST_CASE("zmq sink json frames parse", "[zmq_sink]") {
+    watchdog dog("zmq json frames");
+    zmq::context_t ctx;
+    puller a(ctx);
+    zmq_sink_config c;
+    c.endpoints = {a.endpoint};
+    c.format = zmq_sink_format::json;
+    zmq_sink sink("forward", {}, c, ctx, {"app", "web"});
+
+    auto decoded = std::make_shared<batch>(1);
+    decoded->add_line("raw line");
+    decoded->received_ns = 0;
+    decoded->host = "peer";
+    decoded->extra() = "topicA";
+    sluice::event_meta m;
+    m.severity = 3;
+    m.topic = {0, 6, true};
+    decoded->meta().push_back(m);
+
+    const std::vector<batch_ptr> batches = {
+        make_batch(0, {"hello \"there\"", "ctl \x01\x80"}, 1'700'000'000'123'456'789, "10.0.0.1"),
+        decoded};
+    REQUIRE(sink.write(batches) == write_status::ok);
+    const auto got = receive({&a}, 3);
+    REQUIRE(got[0].size() == 3);
+
+    simdjson::dom::parser parser;
+    simdjson::dom::object o;
+    REQUIRE(parser.parse(simdjson::padded_string(got[0][0])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["received_at"]) == "2023-11-14T22:13:20.123456789Z");
+    CHECK(std::string_view(o["source"]) == "app");
+    CHECK(std::string_view(o["host"]) == "10.0.0.1");
+    CHECK(std::string_view(o["message"]) == "hello \"there\"");
+    CHECK(got[0][0].find('\n') == std::string::npos);  // one object per frame, no newline
+    REQUIRE(parser.parse(simdjson::padded_string(got[0][1])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["message"]) == "ctl \x01\xef\xbf\xbd");
+    REQUIRE(parser.parse(simdjson::padded_string(got[0][2])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["received_at"]) == "1970-01-01T00:00:00.000000000Z");
+    CHECK(std::string_view(o["source"]) == "web");
+    CHECK(std::string_view(o["host"]) == "peer");
+    CHECK(std::string_view(o["message"]) == "raw line");
+    CHECK(int64_t(o["severity"]) == 3);
+    CHECK(std::string_view(o["topic"]) == "topicA");
+}
+
+TEST_CASE("zmq sink blocked on a peer that takes nothing returns retry on abort",
+          "[zmq_sink]") {
+    // Nobody takes a frame: either the port is held but not listening (connections are
+    // refused), or a listener never accepts (the ZeroMQ handshake never completes).
+    bool listening = false;
+    SECTION("nothing listening") { listening = false; }
+    SECTION("a listener that never accepts") { listening = true; }
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    if (listening) {
+        REQUIRE(::listen(listener, 16) == 0);
+    }
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } close_listener{listener};
+
+    zmq::context_t ctx;
+    zmq_sink_config c;
+    c.endpoints = {endpoint};
+    c.sndhwm = 1;
+    zmq_sink sink("forward", {}, c, ctx, {"app"});
+
+    std::vector<std::string> lines;
+    for (int i = 0; i < 100; ++i) {
+        lines.push_back("blocked-" + std::to_string(i));
+    }
+    const std::vector<batch_ptr> batches = {make_batch(0, lines)};
+
+    std::atomic<int> result{-1};  // -1: write() has not returned
+    std::atomic<bool> aborted{false};
+    watchdog dog("a blocked zmq write after abort", [&] {
+        return "result " + std::to_string(result.load()) + ", aborted " +
+               std::to_string(aborted.load());
+    });
+    std::thread writer([&] { result = static_cast<int>(sink.write(batches)); });
+    // Whatever the moment of abort, the write cannot complete: nobody takes the frames.
+    std::this_thread::sleep_for(200ms);
+    const int before_abort = result.load();
+    aborted = true;
+    sink.abort();
+    writer.join();
+    CHECK(before_abort == -1);  // it was blocked, not done
+    CHECK(result.load() == static_cast<int>(write_status::retry));
+    CHECK(sluice::read(sink.counters().errors_total) == 1);
+    CHECK(sluice::read(sink.counters().batches_total) == 0);
+
+    // Once aborted, a further write gives up at once rather than block again.
+    CHECK(sink.write(batches) == write_status::retry);
+}
