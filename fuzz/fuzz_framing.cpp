@@ -51,7 +51,7 @@ void check_sealed(const sluice::batch& b, size_t max_line) {
 }
 
 // Newline framing by definition: split on '\n', drop one trailing '\r', cut to max_line; an
-// unterminated last piece is a line too.
+// unterminated last piece is a line too, unless nothing is left of it.
 std::vector<std::string> reference_lines(std::string_view data, size_t max_line) {
     std::vector<std::string> lines;
     size_t start = 0;
@@ -64,6 +64,9 @@ std::vector<std::string> reference_lines(std::string_view data, size_t max_line)
         std::string_view l = data.substr(start, nl - start);
         if (!l.empty() && l.back() == '\r') {
             l.remove_suffix(1);
+        }
+        if (!terminated && l.empty()) {
+            break;  // a trailing lone '\r' carries no message: finish() keeps nothing
         }
         lines.emplace_back(l.substr(0, max_line));
         start = nl + 1;
