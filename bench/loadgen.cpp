@@ -1,17 +1,22 @@
 // loadgen: the benchmark's TCP client. Builds L distinct lines of 80-250 bytes from real
-// logs (cycled, numbered, padded or cut deterministically) into one buffer before the clock
-// starts, then sends them over N connections, one thread each, with large write() calls.
-// With --out FILE it also (or, with --no-send, only) writes the same lines to FILE.
+// logs (cycled, numbered, padded or cut deterministically; see lines.h) into one buffer before
+// the clock starts, then sends them over N connections, one thread each, with large write()
+// calls. With --out FILE it also (or, with --no-send, only) writes the same lines to FILE.
+// --format json|syslog5424|syslog3164 wraps each text line in a JSON object or a syslog header
+// (lines.h); the default is text.
 //
 // Prints key=value lines: lines, bytes, connections, start_ns, end_ns (CLOCK_REALTIME, so the
-// orchestrator can compare them with its own clock) and send_seconds.
+// orchestrator can compare them with its own clock), send_seconds and send_cpu_seconds (this
+// process's CPU from the first byte on, generation excluded).
 //
-//   loadgen --logs DIR --lines L [--host H] [--port P] [--connections N] [--out FILE] [--no-send]
+//   loadgen --logs DIR --lines L [--host H] [--port P] [--connections N] [--format F]
+//           [--out FILE] [--no-send]
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,16 +33,13 @@
 #include <thread>
 #include <vector>
 
+#include "lines.h"
+
 namespace {
 
-constexpr std::size_t min_line_bytes = 80;   // without the '\n'
-constexpr std::size_t max_line_bytes = 250;  // without the '\n'
 constexpr std::size_t write_chunk_bytes = 4 << 20;
 
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "loadgen: %s\n", what.c_str());
-    std::exit(1);
-}
+[[noreturn]] void die(const std::string& what) { bench::die("loadgen", what); }
 
 std::int64_t realtime_ns() {
     timespec ts{};
@@ -45,58 +47,12 @@ std::int64_t realtime_ns() {
     return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-// Every non-empty line of every *.log file in dir, files in name order, '\r' stripped.
-std::vector<std::string> read_source_lines(const std::string& dir) {
-    std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-        if (entry.is_regular_file() && entry.path().extension() == ".log") {
-            files.push_back(entry.path());
-        }
-    }
-    std::sort(files.begin(), files.end());
-    std::vector<std::string> lines;
-    for (const auto& path : files) {
-        std::ifstream in(path, std::ios::binary);
-        std::string line;
-        while (std::getline(in, line)) {
-            if (!line.empty() && line.back() == '\r') {
-                line.pop_back();
-            }
-            if (!line.empty()) {
-                lines.push_back(std::move(line));
-            }
-        }
-    }
-    if (lines.empty()) {
-        die("no lines found in " + dir + "/*.log");
-    }
-    return lines;
-}
-
-// Line i: a 10-digit sequence number, a space, then source line i mod n; cut to 250 bytes, or
-// padded to 80 by repeating the source text after " | ". Deterministic for a given log set.
-std::string generate(const std::vector<std::string>& src, std::size_t count,
-                     std::vector<std::size_t>& line_ends) {
-    std::string buf;
-    buf.reserve(count * 160);
-    line_ends.reserve(count);
-    char prefix[32];
-    for (std::size_t i = 0; i < count; ++i) {
-        const std::string& body = src[i % src.size()];
-        const int n = std::snprintf(prefix, sizeof prefix, "%010zu ", i);
-        const std::size_t start = buf.size();
-        buf.append(prefix, static_cast<std::size_t>(n));
-        buf.append(body, 0, max_line_bytes - static_cast<std::size_t>(n));
-        if (buf.size() - start < min_line_bytes) {
-            buf.append(" | ");
-            for (std::size_t k = 0; buf.size() - start < min_line_bytes; ++k) {
-                buf.push_back(body[k % body.size()]);
-            }
-        }
-        buf.push_back('\n');
-        line_ends.push_back(buf.size());
-    }
-    return buf;
+// utime + stime of this process so far (every thread, ZeroMQ's included).
+double cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 int connect_to(const std::string& host, const std::string& port) {
@@ -151,6 +107,7 @@ int main(int argc, char** argv) {
     std::size_t lines = 2'000'000;
     std::size_t connections = 1;
     bool send = true;
+    bench::line_format format = bench::line_format::text;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -169,6 +126,11 @@ int main(int argc, char** argv) {
             lines = std::stoull(value());
         } else if (arg == "--connections") {
             connections = std::stoull(value());
+        } else if (arg == "--format") {
+            const std::string f = value();
+            if (!bench::parse_format(f, format)) {
+                die("unknown format " + f + " (text, json, syslog5424, syslog3164)");
+            }
         } else if (arg == "--out") {
             out_path = value();
         } else if (arg == "--no-send") {
@@ -179,11 +141,12 @@ int main(int argc, char** argv) {
     }
     if (logs_dir.empty() || lines == 0 || connections == 0) {
         die("usage: loadgen --logs DIR --lines L [--host H] [--port P] [--connections N] "
-            "[--out FILE] [--no-send]");
+            "[--format F] [--out FILE] [--no-send]");
     }
 
     std::vector<std::size_t> line_ends;
-    const std::string buf = generate(read_source_lines(logs_dir), lines, line_ends);
+    const std::string buf =
+        bench::generate(bench::read_source_lines("loadgen", logs_dir), lines, format, line_ends);
 
     if (!out_path.empty()) {
         std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
@@ -209,6 +172,7 @@ int main(int argc, char** argv) {
         fds.push_back(connect_to(host, port));
     }
 
+    const double cpu0 = cpu_seconds();
     const std::int64_t start_ns = realtime_ns();
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::thread> threads;
@@ -228,8 +192,9 @@ int main(int argc, char** argv) {
         ::close(fd);
     }
     std::printf("lines=%zu\nbytes=%zu\nconnections=%zu\nstart_ns=%lld\nend_ns=%lld\n"
-                "send_seconds=%.6f\n",
+                "send_seconds=%.6f\nsend_cpu_seconds=%.3f\n",
                 lines, buf.size(), connections, static_cast<long long>(start_ns),
-                static_cast<long long>(end_ns), std::chrono::duration<double>(t1 - t0).count());
+                static_cast<long long>(end_ns), std::chrono::duration<double>(t1 - t0).count(),
+                cpu_seconds() - cpu0);
     return 0;
 }

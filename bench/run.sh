@@ -5,20 +5,27 @@
 #
 #   bench/run.sh                     # 2,000,000 lines, all scenarios
 #   LINES=500000 REPEAT=3 SCENARIOS=bare-1,file-1 bench/run.sh
+#   SCENARIOS=zmq bench/run.sh       # one group: tcp, sqlite, zmq, udp, codec (see bench.py)
 #   SKIP_BUILD=1 bench/run.sh        # reuse build-release as it is
 #
-# Environment: LINES, REPEAT, SCENARIOS, API_PORT, TCP_PORT, BARE_PORT, MAX_BYTES_MIB, SINK_BATCH, KEEP,
-# BENCH_TMP (see bench/bench.py), JOBS (build parallelism, default 2), SKIP_BUILD.
+# Environment: LINES, REPEAT, SCENARIOS, UDP_DATAGRAMS, API_PORT, TCP_PORT, BARE_PORT, UDP_PORT,
+# ZMQ_PORT, MAX_BYTES_MIB, FILE_SINK_BATCH, SQLITE_SINK_BATCH, SINK_BATCH, KEEP, BENCH_TMP (see
+# bench/bench.py), JOBS (build parallelism, default 2), SKIP_BUILD.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 jobs="${JOBS:-2}"
 
-needs_sluice=1
-if [[ -n "${SCENARIOS:-}" && ! ",${SCENARIOS}," =~ ,(file|sqlite)-[0-9], ]]; then
-    needs_sluice=0
-fi
+# Only the baselines (bare-N, zmq-bare, sqlite-raw) run without sluice.
+needs_sluice=0
+IFS=, read -r -a selected <<<"${SCENARIOS:-all}"
+for s in "${selected[@]}"; do
+    case "$s" in
+        bare-[0-9] | zmq-bare | sqlite-raw | "") ;;
+        *) needs_sluice=1 ;;
+    esac
+done
 
 if [[ "${SKIP_BUILD:-0}" != 1 && "$needs_sluice" == 1 ]]; then
     echo "building sluice (Release) ..." >&2
@@ -28,12 +35,14 @@ if [[ "${SKIP_BUILD:-0}" != 1 && "$needs_sluice" == 1 ]]; then
 fi
 
 mkdir -p build-release/bench
-for helper in loadgen bare_baseline sqlite_raw; do
+for helper in loadgen zmq_loadgen udp_loadgen bare_baseline zmq_bare_baseline sqlite_raw; do
     bin="build-release/bench/$helper"
     src="bench/$helper.cpp"
-    if [[ ! -x "$bin" || "$src" -nt "$bin" ]]; then
+    libs=(-lsqlite3 -lpthread)
+    [[ "$helper" == zmq_* ]] && libs=(-lzmq -lpthread)
+    if [[ ! -x "$bin" || "$src" -nt "$bin" || bench/lines.h -nt "$bin" ]]; then
         echo "compiling $src ..." >&2
-        g++ -O2 -std=c++20 -Wall -Wextra -o "$bin" "$src" -lsqlite3 -lpthread
+        g++ -O2 -std=c++20 -Wall -Wextra -o "$bin" "$src" "${libs[@]}"
     fi
 done
 
