@@ -9,6 +9,7 @@
 
 #include "app/pipeline.h"
 #include "common/error.h"
+#include "common/thread_name.h"
 #include "ingest/tcp_source.h"
 
 namespace sluice {
@@ -35,7 +36,10 @@ void http_api::start() {
         throw error("api: cannot listen on " + address_);
     }
     spdlog::info("HTTP API on http://{}/ (/health, /metrics, /status).", address_);
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    thread_ = std::thread([this] {
+        set_thread_name("http-api");
+        server_->listen_after_bind();
+    });
 }
 
 void http_api::stop() {

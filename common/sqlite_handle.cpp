@@ -1,10 +1,25 @@
 #include "common/sqlite_handle.h"
 
+#include <mutex>
+
 #include "common/error.h"
 
 namespace sluice {
 
+namespace {
+
+// Before SQLite initializes: no global memory statistics. Keeping them puts one process-wide
+// mutex around every sqlite3_malloc and sqlite3_free, and the sink's writer and checkpointer
+// threads then queue on it. Too late (SQLITE_MISUSE) only if someone else initialized first.
+void configure_sqlite_once() {
+    static std::once_flag once;
+    std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
+}  // namespace
+
 sqlite_db::sqlite_db(const std::string& path) {
+    configure_sqlite_once();
     const int rc = sqlite3_open_v2(path.c_str(), &db_,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                        SQLITE_OPEN_NOMUTEX,

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
+#include "common/thread_name.h"
 
 namespace sluice {
 
@@ -22,7 +23,10 @@ void sink::start(bounded_queue& queue, size_t id, std::function<void()> on_fatal
     queue_ = &queue;
     id_ = id;
     on_fatal_ = std::move(on_fatal);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        set_thread_name("sink:" + name_);
+        run();
+    });
 }
 
 void sink::abort() {

@@ -59,8 +59,27 @@ sqlite_sink::sqlite_sink(std::string name, batch_config batch, sqlite_sink_confi
     commit_ = db_.prepare(sqlite_sql::commit);
     rollback_ = db_.prepare(sqlite_sql::rollback);
     insert_ = db_.prepare(with_table(sqlite_sql::insert, config_.table));
+    try {
+        checkpointer_ = std::make_unique<wal_checkpointer>(db_.get(), path.string());
+    } catch (const error& e) {
+        spdlog::warn("Sink {}: {}; SQLite will checkpoint on the sink's thread.", this->name(),
+                     e.what());
+    }
     spdlog::info("Sink {} writing to SQLite {} table {}.", this->name(), path.string(),
                  config_.table);
+}
+
+sqlite_sink::~sqlite_sink() {
+    stop_thread();
+    if (checkpointer_) {
+        const wal_checkpoint_stats stats = checkpointer_->stats();
+        // Waits mean the checkpoints (the disk) could not keep up with the inserts.
+        spdlog::log(stats.writer_waits > 0 ? spdlog::level::info : spdlog::level::debug,
+                    "Sink {}: {} checkpoint passes; the writer waited for one {} times, {:.3f} s "
+                    "in all.",
+                    name(), stats.passes, stats.writer_waits, stats.writer_wait_ns / 1e9);
+        checkpointer_.reset();
+    }
 }
 
 namespace {
@@ -127,6 +146,9 @@ int sqlite_sink::insert_decoded(const batch& b) {
 }
 
 write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
+    if (checkpointer_) {
+        checkpointer_->before_transaction();
+    }
     int rc = begin_.run();
     if (rc != SQLITE_DONE) {
         log_failure("cannot begin a transaction: " + db_.last_error() + "; will retry.");

@@ -1,14 +1,16 @@
 // sqlite_sink: inserts events into a SQLite table (schema in SPEC.md), one transaction per
-// gathered batch, WAL journal. SQLITE_BUSY, locked and I/O errors roll the transaction back
+// gathered batch, WAL journal, checkpoints on a thread of their own (wal_checkpointer.h). SQLITE_BUSY, locked and I/O errors roll the transaction back
 // and retry, so a batch is never half-written or written twice. Sink thread only.
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sinks/sink.h"
 #include "common/sqlite_handle.h"
+#include "sinks/wal_checkpointer.h"
 
 namespace sluice {
 
@@ -26,7 +28,10 @@ public:
                 std::filesystem::path data_dir, std::vector<std::string> source_names,
                 retry_config retry = {});
 
-    ~sqlite_sink() override { stop_thread(); }
+    ~sqlite_sink() override;
+
+    // Null when SQLite checkpoints on its own (the checkpointer could not start).
+    const wal_checkpointer* checkpointer() const { return checkpointer_.get(); }
 
 protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
@@ -45,6 +50,7 @@ private:
     sqlite_stmt commit_;
     sqlite_stmt rollback_;
     sqlite_stmt insert_;
+    std::unique_ptr<wal_checkpointer> checkpointer_;
 };
 
 // True for a valid unquoted SQL identifier we accept as a table name.

@@ -19,8 +19,10 @@
 
 #include "queue/event.h"
 #include "sinks/file_sink.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
+using sluice::test::temp_dir;
 using sluice::batch;
 using sluice::batch_ptr;
 using sluice::file_format;
@@ -31,24 +33,6 @@ using sluice::write_status;
 namespace {
 
 // A fresh directory under TMPDIR, removed with everything in it at the end of the test.
-class temp_dir {
-public:
-    temp_dir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base != nullptr && *base ? base : "/tmp") +
-                              "/sluice-file-sink-XXXXXX";
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);

@@ -1,0 +1,134 @@
+#include "sinks/wal_checkpointer.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log_limiter.h"
+#include "common/thread_name.h"
+
+namespace sluice {
+
+wal_checkpointer::wal_checkpointer(sqlite3* writer, const std::string& path,
+                                   wal_checkpoint_config config)
+    : writer_(writer), db_(path) {
+    // A connection learns that the database is in WAL mode when it first reads it.
+    db_.exec("SELECT 1 FROM sqlite_schema LIMIT 1", "checkpointer for " + path);
+    auto page_size_query = db_.prepare("PRAGMA page_size");
+    const int64_t page_size = sqlite3_step(page_size_query.get()) == SQLITE_ROW
+                                  ? sqlite3_column_int64(page_size_query.get(), 0)
+                                  : 4096;
+    const auto pages = [&](uint64_t bytes) {
+        return static_cast<int>(std::max<uint64_t>(1, bytes / static_cast<uint64_t>(page_size)));
+    };
+    trigger_frames_ = pages(config.trigger_bytes);
+    limit_frames_ = pages(config.limit_bytes);
+    int log = -1;
+    int copied = -1;
+    const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                             &log, &copied);
+    if (rc == SQLITE_OK && log < 0) {
+        throw error("checkpointer for " + path + ": the database is not in WAL mode");
+    }
+    sqlite3_wal_hook(writer_, &wal_checkpointer::on_commit, this);
+    thread_ = std::thread([this] {
+        set_thread_name("checkpoint");
+        run();
+    });
+}
+
+wal_checkpointer::~wal_checkpointer() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    // Back to SQLite's own checkpoints for whatever the writer's connection still does.
+    sqlite3_wal_autocheckpoint(writer_, 1000);
+}
+
+int wal_checkpointer::on_commit(void* self, sqlite3*, const char*, int frames) {
+    static_cast<wal_checkpointer*>(self)->committed(frames);
+    return SQLITE_OK;
+}
+
+void wal_checkpointer::committed(int frames) {
+    bool due = false;
+    {
+        std::lock_guard lock(mu_);
+        if (frames < frames_) {
+            // The WAL started over from its beginning: nothing of it is copied yet.
+            checkpointed_ = 0;
+            ++generation_;
+        }
+        frames_ = frames;
+        due = pass_due();
+    }
+    if (due) {
+        cv_.notify_all();
+    }
+}
+
+bool wal_checkpointer::pass_due() const {
+    return urgent_ ||
+           (frames_ != frames_at_last_pass_ && frames_ - checkpointed_ >= trigger_frames_);
+}
+
+void wal_checkpointer::before_transaction() {
+    std::unique_lock lock(mu_);
+    if (frames_ < limit_frames_ || checkpointed_ >= frames_) {
+        return;
+    }
+    // A pass that is running may have started before the last commit: wait for the next.
+    const uint64_t target = passes_started_ + 1;
+    urgent_ = true;
+    ++writer_waits_;
+    cv_.notify_all();
+    const int64_t start = mono_now_ns();
+    cv_.wait(lock, [&] { return stop_ || passes_done_ >= target; });
+    writer_wait_ns_ += mono_now_ns() - start;
+}
+
+wal_checkpoint_stats wal_checkpointer::stats() const {
+    std::lock_guard lock(mu_);
+    return {passes_done_, writer_waits_, writer_wait_ns_, frames_, checkpointed_};
+}
+
+void wal_checkpointer::run() {
+    log_limiter limiter;
+    std::unique_lock lock(mu_);
+    for (;;) {
+        cv_.wait(lock, [&] { return stop_ || pass_due(); });
+        if (stop_) {
+            return;
+        }
+        urgent_ = false;
+        ++passes_started_;
+        frames_at_last_pass_ = frames_;
+        const uint64_t generation = generation_;
+        lock.unlock();
+
+        int log = -1;
+        int copied = -1;
+        const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr,
+                                                 SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        uint64_t suppressed = 0;
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && limiter.should_log(suppressed)) {
+            spdlog::warn("SQLite checkpoint failed: {} ({} more suppressed); the WAL grows "
+                         "until one succeeds.",
+                         db_.last_error(), suppressed);
+        }
+
+        lock.lock();
+        if (rc == SQLITE_OK && copied >= 0 && generation == generation_) {
+            checkpointed_ = copied;
+        }
+        ++passes_done_;
+        cv_.notify_all();
+    }
+}
+
+}  // namespace sluice
