@@ -45,6 +45,16 @@ std::optional<udp_framing> parse_udp_framing(std::string_view s) {
     return std::nullopt;
 }
 
+std::optional<zmq_framing> parse_zmq_framing(std::string_view s) {
+    if (s == "message") {
+        return zmq_framing::message;
+    }
+    if (s == "newline") {
+        return zmq_framing::newline;
+    }
+    return std::nullopt;
+}
+
 std::optional<zmq_source_socket> parse_zmq_source_socket(std::string_view s) {
     if (s == "pull") {
         return zmq_source_socket::pull;
@@ -204,6 +214,10 @@ void config_parser::read_zmq_source(const config_field& f, const toml::table& ta
                  reader_.choice(v, zmq.socket, parse_zmq_source_socket, "pull, sub");
              }},
             {"bind", [&](const config_field& v) { reader_.boolean(v, zmq.bind); }},
+            {"framing",
+             [&](const config_field& v) {
+                 reader_.choice(v, zmq.framing, parse_zmq_framing, "message, newline");
+             }},
             {"subscribe",
              [&](const config_field& v) {
                  subscribe.emplace(v);

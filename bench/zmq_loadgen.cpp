@@ -1,7 +1,8 @@
 // zmq_loadgen: the benchmark's ZeroMQ client. Builds the same L lines as loadgen (lines.h)
 // into one buffer before the clock starts, then sends them from one PUSH socket connected to
 // ENDPOINT, one message per line (without its '\n'), flat out: blocking sends, default
-// ZMQ_SNDHWM (1000). At the end it closes the socket with an infinite linger and terminates
+// ZMQ_SNDHWM (1000). With --lines-per-message N > 1 each message is N whole lines, '\n'
+// included, for a source with framing = "newline". At the end it closes the socket with an infinite linger and terminates
 // the context, which returns only once every message has gone to the peer's socket.
 //
 // Prints key=value lines: lines, bytes (the lines with their '\n', as loadgen counts them, so
@@ -10,10 +11,12 @@
 // socket's creation on; generation excluded).
 //
 //   zmq_loadgen --logs DIR --lines L --endpoint tcp://127.0.0.1:P [--format F]
+//               [--lines-per-message N]
 
 #include <sys/resource.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
     std::string endpoint = "tcp://127.0.0.1:15173";
     std::size_t lines = 2'000'000;
     bench::line_format format = bench::line_format::text;
+    std::size_t per_message = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -63,6 +67,8 @@ int main(int argc, char** argv) {
             lines = std::stoull(value());
         } else if (arg == "--endpoint") {
             endpoint = value();
+        } else if (arg == "--lines-per-message") {
+            per_message = std::stoull(value());
         } else if (arg == "--format") {
             const std::string f = value();
             if (!bench::parse_format(f, format)) {
@@ -72,8 +78,9 @@ int main(int argc, char** argv) {
             die("unknown argument " + arg);
         }
     }
-    if (logs_dir.empty() || lines == 0) {
-        die("usage: zmq_loadgen --logs DIR --lines L --endpoint E [--format F]");
+    if (logs_dir.empty() || lines == 0 || per_message == 0) {
+        die("usage: zmq_loadgen --logs DIR --lines L --endpoint E [--format F] "
+            "[--lines-per-message N]");
     }
 
     std::vector<std::size_t> line_ends;
@@ -91,11 +98,13 @@ int main(int argc, char** argv) {
         start_ns = realtime_ns();
         t0 = std::chrono::steady_clock::now();
         std::size_t begin = 0;
-        for (std::size_t i = 0; i < lines; ++i) {
-            const std::size_t end = line_ends[i] - 1;  // without the '\n'
+        for (std::size_t i = 0; i < lines; i += per_message) {
+            const std::size_t last = std::min(lines, i + per_message) - 1;
+            // One line without its '\n', or whole lines with theirs.
+            const std::size_t end = per_message == 1 ? line_ends[i] - 1 : line_ends[last];
             // Blocks at the high-water mark until the peer takes more: flat out, no loss.
             push.send(zmq::const_buffer(buf.data() + begin, end - begin), zmq::send_flags::none);
-            begin = line_ends[i];
+            begin = line_ends[last];
         }
         push.close();
         context.close();  // zmq_ctx_term: waits out the linger, i.e. for every message to go

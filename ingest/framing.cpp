@@ -23,6 +23,40 @@ std::optional<framing> parse_framing(std::string_view s) {
     return std::nullopt;
 }
 
+uint64_t add_message(batch& b, std::string_view message, bool split, size_t max_line_bytes) {
+    uint64_t truncated = 0;
+    auto add = [&](std::string_view line) {
+        if (line.size() > max_line_bytes) {
+            line = line.substr(0, max_line_bytes);
+            ++truncated;
+        }
+        b.add_line(line);
+    };
+    auto strip_cr = [](std::string_view& line) {
+        if (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);
+        }
+    };
+    if (!split) {
+        if (!message.empty() && message.back() == '\n') {
+            message.remove_suffix(1);
+        }
+        strip_cr(message);
+        add(message);
+        return truncated;
+    }
+    while (!message.empty()) {
+        const size_t nl = message.find('\n');
+        std::string_view line = message.substr(0, nl);
+        strip_cr(line);
+        if (!line.empty()) {
+            add(line);
+        }
+        message = nl == std::string_view::npos ? std::string_view{} : message.substr(nl + 1);
+    }
+    return truncated;
+}
+
 void framer::emit(batch& b, size_t src, size_t len) {
     char* buf = b.buffer().data();
     if (src != framed_end_) {

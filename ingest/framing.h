@@ -17,6 +17,11 @@ enum class framing { newline, octet_counting };
 
 std::optional<framing> parse_framing(std::string_view s);
 
+// Adds one self-contained message (a datagram, a ZeroMQ frame) to `b`. Whole: one event, less
+// one trailing "\n" or "\r\n". Split: one event per line, each less a trailing '\r', empty
+// lines skipped. Events over max_line_bytes are cut; returns how many were.
+uint64_t add_message(batch& b, std::string_view message, bool split, size_t max_line_bytes);
+
 class framer {
 public:
     framer(framing kind, size_t max_line_bytes) : kind_(kind), max_line_(max_line_bytes) {}

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/units.h"
+#include "ingest/framing.h"
 #include "ingest/tcp_source.h"
 
 namespace sluice {
@@ -76,33 +77,9 @@ void udp_source::stop() noexcept {
 }
 
 void udp_source::add_datagram(batch& b, std::string_view data) {
-    if (!data.empty() && data.back() == '\n') {
-        data.remove_suffix(1);
-    }
-    if (!data.empty() && data.back() == '\r') {
-        data.remove_suffix(1);
-    }
-    auto add = [&](std::string_view line) {
-        if (line.size() > config_.max_line_bytes) {
-            line = line.substr(0, config_.max_line_bytes);
-            bump(counters_.truncated_total);
-        }
-        b.add_line(line);
-    };
-    if (config_.framing == udp_framing::datagram) {
-        add(data);
-        return;
-    }
-    while (!data.empty()) {
-        const size_t nl = data.find('\n');
-        std::string_view line = data.substr(0, nl);
-        if (!line.empty() && line.back() == '\r') {
-            line.remove_suffix(1);
-        }
-        if (!line.empty()) {
-            add(line);
-        }
-        data = nl == std::string_view::npos ? std::string_view{} : data.substr(nl + 1);
+    const bool split = config_.framing == udp_framing::newline;
+    if (const uint64_t cut = add_message(b, data, split, config_.max_line_bytes)) {
+        bump(counters_.truncated_total, cut);
     }
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "ingest/framing.h"
 
 namespace sluice {
 
@@ -72,6 +73,7 @@ bool zmq_source::readable() {
 std::shared_ptr<batch> zmq_source::receive_ready() {
     auto b = std::make_shared<batch>(id(), batch_target_bytes);
     const bool sub = config_.socket == zmq_source_socket::sub;
+    const bool split = config_.framing == zmq_framing::newline;
     zmq::message_t message;
     uint64_t truncated = 0;
     uint64_t bytes = 0;
@@ -90,20 +92,17 @@ std::shared_ptr<batch> zmq_source::receive_ready() {
             in_multipart_ = true;
             continue;
         }
-        std::string_view frame(static_cast<const char*>(message.data()), message.size());
-        if (frame.size() > config_.max_line_bytes) {
-            frame = frame.substr(0, config_.max_line_bytes);
-            ++truncated;
-        }
-        b->add_line(frame);
-        if (sub && in_multipart_) {
-            if (b->meta().size() < b->event_count()) {
-                b->meta().resize(b->event_count());
-            }
-            auto& m = b->meta().back();
-            m.topic = {static_cast<uint32_t>(b->extra().size()),
-                       static_cast<uint32_t>(topic_.size()), true};
+        const size_t first = b->event_count();
+        truncated += add_message(*b, {static_cast<const char*>(message.data()), message.size()},
+                                 split, config_.max_line_bytes);
+        if (sub && in_multipart_ && b->event_count() > first) {
+            b->meta().resize(b->event_count());
+            const text_ref topic{static_cast<uint32_t>(b->extra().size()),
+                                 static_cast<uint32_t>(topic_.size()), true};
             b->extra() += topic_;
+            for (size_t i = first; i < b->event_count(); ++i) {
+                b->meta()[i].topic = topic;
+            }
         }
         if (!more) {
             in_multipart_ = false;

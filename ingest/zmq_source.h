@@ -1,5 +1,5 @@
 // zmq_source: a ZeroMQ PULL or SUB socket read from the io thread, one event per message
-// frame. The socket is driven by its ZMQ_FD in the event loop, no polling thread: the fd is
+// frame (or per line of a frame, with newline framing). The socket is driven by its ZMQ_FD in the event loop, no polling thread: the fd is
 // edge-triggered, so the source drains until EAGAIN and re-checks ZMQ_EVENTS before it waits.
 // Pausing is flow control: messages stay in ZeroMQ's receive high-water mark and a PUSH
 // sender blocks. io thread only.
@@ -17,12 +17,16 @@
 namespace sluice {
 
 enum class zmq_source_socket { pull, sub };
+// message: one event per frame. newline: one per line of a frame, for senders that pack
+// several lines into a frame and so pay ZeroMQ's per-message cost once for all of them.
+enum class zmq_framing { message, newline };
 
 struct zmq_source_config {
     std::string endpoint = "tcp://127.0.0.1:5171";  // ZeroMQ endpoint
     zmq_source_socket socket = zmq_source_socket::pull;
     bool bind = true;                        // bind, else connect
     std::vector<std::string> subscribe{""};  // SUB prefixes ("" = everything)
+    zmq_framing framing = zmq_framing::message;
     codec_kind codec = codec_kind::text;
     uint64_t max_line_bytes = 65536;         // longer frames are truncated and counted
     int rcvhwm = 1000;                       // messages ZeroMQ holds before the sender blocks

@@ -61,6 +61,7 @@ endpoint = "ipc:///tmp/sluice.sock"
 socket = "sub"
 bind = false
 subscribe = ["app.", "audit"]
+framing = "newline"
 codec = "json"
 max_line_bytes = 4096
 rcvhwm = 0
@@ -93,6 +94,7 @@ type = "file"
     CHECK(bus.zmq.socket == zmq_source_socket::sub);
     CHECK_FALSE(bus.zmq.bind);
     CHECK(bus.zmq.subscribe == std::vector<std::string>{"app.", "audit"});
+    CHECK(bus.zmq.framing == zmq_framing::newline);
     CHECK(bus.zmq.codec == codec_kind::json);
     CHECK(bus.zmq.max_line_bytes == 4096);
     CHECK(bus.zmq.rcvhwm == 0);
@@ -127,6 +129,7 @@ type = "file"
     CHECK(c.sources[1].zmq.socket == zmq_source_socket::pull);
     CHECK(c.sources[1].zmq.bind);
     CHECK(c.sources[1].zmq.rcvhwm == 1000);
+    CHECK(c.sources[1].zmq.framing == zmq_framing::message);
     CHECK(c.sources[1].zmq.codec == codec_kind::text);
     CHECK(c.sources[2].generator.rate == 1000);
     CHECK(c.sources[2].generator.count == 0);
@@ -199,6 +202,8 @@ TEST_CASE("bad udp, zmq and generator values are reported", "[config]") {
 
     CHECK(only_problem("[sources.u]\ntype = \"udp\"\nframing = \"octet_counting\"\n" + sink)
               .message == "unknown value 'octet_counting' (expected one of: datagram, newline)");
+    CHECK(only_problem("[sources.z]\ntype = \"zmq\"\nframing = \"datagram\"\n" + sink)
+              .message == "unknown value 'datagram' (expected one of: message, newline)");
     CHECK(contains(
         only_problem("[sources.u]\ntype = \"udp\"\naddress = \"127.0.0.1\"\n" + sink).message,
         "has no port"));

@@ -514,6 +514,30 @@ void send_frames(zmq::socket_t& s, const std::vector<std::string>& frames) {
 
 }  // namespace
 
+// An XPUB connected to the source's SUB, returned once the subscription to `prefix` has
+// reached it, so that nothing sent afterwards is lost to the slow-joiner race.
+zmq::socket_t connected_xpub(zmq::context_t& ctx, harness& h, const std::string& endpoint,
+                             const std::string& prefix) {
+    zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+    pub.set(zmq::sockopt::linger, 0);
+    pub.set(zmq::sockopt::rcvtimeo, 50);
+    pub.connect(endpoint);
+    const auto deadline = clk::now() + watchdog;
+    zmq::message_t sub;
+    for (;;) {
+        if (pub.recv(sub)) {
+            const std::string s(static_cast<const char*>(sub.data()), sub.size());
+            if (s == "\x01" + prefix) {
+                return pub;
+            }
+        }
+        if (clk::now() > deadline) {
+            FAIL("watchdog: the SUB's subscription never reached the publisher");
+        }
+        h.pump();
+    }
+}
+
 TEST_CASE("zmq source: PULL makes each frame of each message one event", "[sources]") {
     zmq::context_t ctx;
     harness h;
@@ -560,27 +584,7 @@ TEST_CASE("zmq source: SUB takes subscribed topics and records the topic frame",
     h.src = &src;
     src.start();
 
-    // An XPUB sees the subscription arrive, so nothing is sent before it counts.
-    zmq::socket_t pub(ctx, zmq::socket_type::xpub);
-    pub.set(zmq::sockopt::linger, 0);
-    pub.set(zmq::sockopt::rcvtimeo, 50);
-    pub.connect(cfg.endpoint);
-    {
-        const auto deadline = clk::now() + watchdog;
-        zmq::message_t sub;
-        for (;;) {
-            if (pub.recv(sub)) {
-                const std::string s(static_cast<const char*>(sub.data()), sub.size());
-                if (s == std::string("\x01" "a.")) {
-                    break;
-                }
-            }
-            if (clk::now() > deadline) {
-                FAIL("watchdog: the SUB's subscription never reached the publisher");
-            }
-            h.pump();
-        }
-    }
+    zmq::socket_t pub = connected_xpub(ctx, h, cfg.endpoint, "a.");
     send_frames(pub, {"b.other", "not subscribed"});
     send_frames(pub, {"a.one", "payload one"});
     send_frames(pub, {"a.two", "payload two"});
@@ -598,6 +602,96 @@ TEST_CASE("zmq source: SUB takes subscribed topics and records the topic frame",
         for (size_t i = 0; i < b->event_count(); ++i, ++k) {
             CHECK(b->line(i) == want[k].second);
             CHECK(b->view(b->meta(i).topic) == want[k].first);
+        }
+    }
+    CHECK(k == 3);
+    pub.close();
+    h.stop_and_settle();
+}
+
+TEST_CASE("zmq source: message framing drops one trailing newline of a frame", "[sources]") {
+    zmq::context_t ctx;
+    harness h;
+    const auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
+    sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
+    h.src = &src;
+    src.start();
+    zmq::socket_t push(ctx, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect(cfg.endpoint);
+    send_frames(push, {"plain"});
+    send_frames(push, {"with lf\n"});
+    send_frames(push, {"with crlf\r\n"});
+    send_frames(push, {"two\nlines\n\n"});
+    send_frames(push, {""});
+    h.pump_until([&] { return h.events.size() >= 5; }, true, "five frames");
+    h.pump();
+    h.drain();
+    REQUIRE(h.events.size() == 5);
+    CHECK(h.events[0].line == "plain");
+    CHECK(h.events[1].line == "with lf");
+    CHECK(h.events[2].line == "with crlf");
+    CHECK(h.events[3].line == "two\nlines\n");
+    CHECK(h.events[4].line.empty());
+    push.close();
+    h.stop_and_settle();
+}
+
+TEST_CASE("zmq source: newline framing makes one event per line of every frame", "[sources]") {
+    zmq::context_t ctx;
+    harness h;
+    auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
+    cfg.framing = sluice::zmq_framing::newline;
+    cfg.max_line_bytes = 8;
+    sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
+    h.src = &src;
+    src.start();
+    zmq::socket_t push(ctx, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect(cfg.endpoint);
+    send_frames(push, {"a\nb\r\n\nc"});
+    send_frames(push, {"d\n"});
+    send_frames(push, {""});  // no line, no event
+    send_frames(push, {"e\nf", "g\n0123456789\n"});
+    h.pump_until([&] { return h.events.size() >= 8; }, true, "eight lines");
+    h.pump();
+    h.drain();
+    std::vector<std::string> lines;
+    for (const auto& e : h.events) {
+        lines.push_back(e.line);
+    }
+    CHECK(lines == std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "01234567"});
+    CHECK(src.counters().events_total.load() == 8);
+    CHECK(src.counters().truncated_total.load() == 1);
+    push.close();
+    h.stop_and_settle();
+}
+
+TEST_CASE("zmq source: SUB with newline framing gives every line of a frame its topic",
+          "[sources]") {
+    zmq::context_t ctx;
+    harness h;
+    auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::sub);
+    cfg.subscribe = {"a."};
+    cfg.framing = sluice::zmq_framing::newline;
+    sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
+    h.src = &src;
+    src.start();
+    zmq::socket_t pub = connected_xpub(ctx, h, cfg.endpoint, "a.");
+    send_frames(pub, {"a.one", "l1\nl2\n"});
+    send_frames(pub, {"a.two", "l3"});
+    h.pump_until([&] { return h.events.size() >= 3; }, true, "three lines");
+    h.pump();
+    h.drain();
+    const std::vector<std::pair<std::string, std::string>> want{
+        {"a.one", "l1"}, {"a.one", "l2"}, {"a.two", "l3"}};
+    size_t k = 0;
+    for (const auto& b : h.batches) {
+        REQUIRE(b->has_meta());
+        for (size_t i = 0; i < b->event_count(); ++i, ++k) {
+            REQUIRE(k < want.size());
+            CHECK(b->view(b->meta(i).topic) == want[k].first);
+            CHECK(b->line(i) == want[k].second);
         }
     }
     CHECK(k == 3);
