@@ -609,62 +609,56 @@ TEST_CASE("zmq source: SUB takes subscribed topics and records the topic frame",
     h.stop_and_settle();
 }
 
-TEST_CASE("zmq source: message framing drops one trailing newline of a frame", "[sources]") {
+// Sends `messages` (each a list of frames) from a PUSH to a PULL source made with `cfg` and
+// returns the lines of the first `expect` events; `truncated` gets the source's count.
+std::vector<std::string> pull_lines(sluice::zmq_source_config cfg,
+                                    const std::vector<std::vector<std::string>>& messages,
+                                    size_t expect, uint64_t* truncated = nullptr) {
     zmq::context_t ctx;
     harness h;
-    const auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
     sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
     h.src = &src;
     src.start();
     zmq::socket_t push(ctx, zmq::socket_type::push);
     push.set(zmq::sockopt::linger, 0);
     push.connect(cfg.endpoint);
-    send_frames(push, {"plain"});
-    send_frames(push, {"with lf\n"});
-    send_frames(push, {"with crlf\r\n"});
-    send_frames(push, {"two\nlines\n\n"});
-    send_frames(push, {""});
-    h.pump_until([&] { return h.events.size() >= 5; }, true, "five frames");
-    h.pump();
-    h.drain();
-    REQUIRE(h.events.size() == 5);
-    CHECK(h.events[0].line == "plain");
-    CHECK(h.events[1].line == "with lf");
-    CHECK(h.events[2].line == "with crlf");
-    CHECK(h.events[3].line == "two\nlines\n");
-    CHECK(h.events[4].line.empty());
-    push.close();
-    h.stop_and_settle();
-}
-
-TEST_CASE("zmq source: newline framing makes one event per line of every frame", "[sources]") {
-    zmq::context_t ctx;
-    harness h;
-    auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
-    cfg.framing = sluice::zmq_framing::newline;
-    cfg.max_line_bytes = 8;
-    sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
-    h.src = &src;
-    src.start();
-    zmq::socket_t push(ctx, zmq::socket_type::push);
-    push.set(zmq::sockopt::linger, 0);
-    push.connect(cfg.endpoint);
-    send_frames(push, {"a\nb\r\n\nc"});
-    send_frames(push, {"d\n"});
-    send_frames(push, {""});  // no line, no event
-    send_frames(push, {"e\nf", "g\n0123456789\n"});
-    h.pump_until([&] { return h.events.size() >= 8; }, true, "eight lines");
+    for (const auto& frames : messages) {
+        send_frames(push, frames);
+    }
+    h.pump_until([&] { return h.events.size() >= expect; }, true, "every event");
     h.pump();
     h.drain();
     std::vector<std::string> lines;
     for (const auto& e : h.events) {
         lines.push_back(e.line);
     }
-    CHECK(lines == std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "01234567"});
-    CHECK(src.counters().events_total.load() == 8);
-    CHECK(src.counters().truncated_total.load() == 1);
+    CHECK(src.counters().events_total.load() == lines.size());
+    if (truncated != nullptr) {
+        *truncated = src.counters().truncated_total.load();
+    }
     push.close();
     h.stop_and_settle();
+    return lines;
+}
+
+TEST_CASE("zmq source: message framing drops one trailing newline of a frame", "[sources]") {
+    const auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
+    const auto lines = pull_lines(
+        cfg, {{"plain"}, {"with lf\n"}, {"with crlf\r\n"}, {"two\nlines\n\n"}, {""}}, 5);
+    CHECK(lines ==
+          std::vector<std::string>{"plain", "with lf", "with crlf", "two\nlines\n", ""});
+}
+
+TEST_CASE("zmq source: newline framing makes one event per line of every frame", "[sources]") {
+    auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
+    cfg.framing = sluice::zmq_framing::newline;
+    cfg.max_line_bytes = 8;
+    uint64_t truncated = 0;
+    // An empty frame has no line and makes no event.
+    const auto lines = pull_lines(
+        cfg, {{"a\nb\r\n\nc"}, {"d\n"}, {""}, {"e\nf", "g\n0123456789\n"}}, 8, &truncated);
+    CHECK(lines == std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "01234567"});
+    CHECK(truncated == 1);
 }
 
 TEST_CASE("zmq source: SUB with newline framing gives every line of a frame its topic",
