@@ -213,6 +213,9 @@ void config_parser::add_zmq_specs(std::vector<field_spec>& specs, zmq_sink_confi
     specs.push_back({"format", [&](const config_field& v) {
                          reader_.choice(v, zmq.format, parse_zmq_sink_format, "text, json");
                      }});
+    specs.push_back({"framing", [&](const config_field& v) {
+                         reader_.choice(v, zmq.framing, parse_zmq_framing, "message, newline");
+                     }});
     specs.push_back(
         {"sndhwm", [&](const config_field& v) { reader_.non_negative_integer(v, zmq.sndhwm); }});
 }

@@ -45,16 +45,6 @@ std::optional<udp_framing> parse_udp_framing(std::string_view s) {
     return std::nullopt;
 }
 
-std::optional<zmq_framing> parse_zmq_framing(std::string_view s) {
-    if (s == "message") {
-        return zmq_framing::message;
-    }
-    if (s == "newline") {
-        return zmq_framing::newline;
-    }
-    return std::nullopt;
-}
-
 std::optional<zmq_source_socket> parse_zmq_source_socket(std::string_view s) {
     if (s == "pull") {
         return zmq_source_socket::pull;

@@ -23,6 +23,16 @@ std::optional<framing> parse_framing(std::string_view s) {
     return std::nullopt;
 }
 
+std::optional<zmq_framing> parse_zmq_framing(std::string_view s) {
+    if (s == "message") {
+        return zmq_framing::message;
+    }
+    if (s == "newline") {
+        return zmq_framing::newline;
+    }
+    return std::nullopt;
+}
+
 uint64_t add_message(batch& b, std::string_view message, bool split, size_t max_line_bytes) {
     uint64_t truncated = 0;
     auto add = [&](std::string_view line) {

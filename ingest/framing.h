@@ -17,6 +17,12 @@ enum class framing { newline, octet_counting };
 
 std::optional<framing> parse_framing(std::string_view s);
 
+// ZeroMQ frames, in and out. message: one event per frame. newline: one per line of a frame,
+// so that a sender pays ZeroMQ's per-message cost once for many lines.
+enum class zmq_framing { message, newline };
+
+std::optional<zmq_framing> parse_zmq_framing(std::string_view s);
+
 // Adds one self-contained message (a datagram, a ZeroMQ frame) to `b`. Whole: one event, less
 // one trailing "\n" or "\r\n". Split: one event per line, each less a trailing '\r', empty
 // lines skipped. Events over max_line_bytes are cut; returns how many were.

@@ -12,14 +12,12 @@
 #include <zmq.hpp>
 
 #include "ingest/codecs/batch_decoder.h"
+#include "ingest/framing.h"
 #include "ingest/source.h"
 
 namespace sluice {
 
 enum class zmq_source_socket { pull, sub };
-// message: one event per frame. newline: one per line of a frame, for senders that pack
-// several lines into a frame and so pay ZeroMQ's per-message cost once for all of them.
-enum class zmq_framing { message, newline };
 
 struct zmq_source_config {
     std::string endpoint = "tcp://127.0.0.1:5171";  // ZeroMQ endpoint

@@ -10,6 +10,8 @@ namespace sluice {
 namespace {
 
 constexpr int send_slice_ms = 100;
+// Newline framing: a frame is sent once it holds this much (and at the end of a write).
+constexpr size_t frame_target_bytes = 64 * 1024;
 
 }  // namespace
 
@@ -59,19 +61,35 @@ bool zmq_sink::send_frame(std::string_view frame) {
 write_status zmq_sink::write_impl(std::span<const batch_ptr> batches) {
     // Frames go out one by one and cannot be taken back, so this attempt never gives up
     // half way: it waits for the peers until everything is sent, or the sink is aborted.
+    const bool packed = config_.framing == zmq_framing::newline;
+    frame_.clear();
     for (const auto& b : batches) {
         const std::string& source = source_names_.at(b->source());
         for (size_t i = 0; i < b->event_count(); ++i) {
-            std::string_view frame = b->line(i);
+            std::string_view event = b->line(i);
             if (config_.format == zmq_sink_format::json) {
                 json_.clear();
                 append_event_json(json_, *b, i, source);
-                frame = json_;
+                event = json_;
             }
-            if (!send_frame(frame)) {
-                return write_status::retry;
+            if (!packed) {
+                if (!send_frame(event)) {
+                    return write_status::retry;
+                }
+                continue;
+            }
+            frame_.append(event);
+            frame_.push_back('\n');
+            if (frame_.size() >= frame_target_bytes) {
+                if (!send_frame(frame_)) {
+                    return write_status::retry;
+                }
+                frame_.clear();
             }
         }
+    }
+    if (!frame_.empty() && !send_frame(frame_)) {
+        return write_status::retry;
     }
     return write_status::ok;
 }

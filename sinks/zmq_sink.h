@@ -1,5 +1,6 @@
 // zmq_sink: forwards events over ZeroMQ, one frame per event (text: the line; json: the
-// event as JSON). PUSH connects to every endpoint, so ZeroMQ spreads the load over several
+// event as JSON), or with newline framing many events per frame, each ending in '\n', up to
+// ~64 KiB a frame (for a zmq source with framing = "newline" at the other end). PUSH connects to every endpoint, so ZeroMQ spreads the load over several
 // aggregators; PUB fans out to subscribers. When PUSH peers stop taking messages (their
 // high-water marks are reached) the sink waits, its batch stays queued, and backpressure
 // reaches the sources. The socket is created by the constructor and then used only on the
@@ -11,6 +12,7 @@
 
 #include <zmq.hpp>
 
+#include "ingest/framing.h"
 #include "sinks/sink.h"
 
 namespace sluice {
@@ -22,6 +24,7 @@ struct zmq_sink_config {
     std::vector<std::string> endpoints{"tcp://127.0.0.1:6000"};  // connected to, each
     zmq_sink_socket socket = zmq_sink_socket::push;
     zmq_sink_format format = zmq_sink_format::text;
+    zmq_framing framing = zmq_framing::message;
     int sndhwm = 1000;  // messages ZeroMQ holds per peer before the sink waits
 };
 
@@ -44,6 +47,7 @@ private:
     zmq::socket_t socket_;
     std::vector<std::string> source_names_;
     std::string json_;
+    std::string frame_;  // newline framing: the events gathered for the next frame
     log_limiter wait_log_;
 };
 

@@ -222,6 +222,7 @@ inputs = ["app"]
 endpoints = ["tcp://10.0.0.1:6000", "tcp://aggregator.example:6000", "ipc:///run/agg"]
 socket = "pub"
 format = "json"
+framing = "newline"
 sndhwm = 0
 batch = { max_events = 10 }
 
@@ -239,6 +240,7 @@ type = "zmq"
                                                             "ipc:///run/agg"});
     CHECK(forward.zmq.socket == zmq_sink_socket::pub);
     CHECK(forward.zmq.format == zmq_sink_format::json);
+    CHECK(forward.zmq.framing == zmq_framing::newline);
     CHECK(forward.zmq.sndhwm == 0);
     CHECK(forward.batch.max_events == 10);
     CHECK(forward.batch.max_bytes == 4ull << 20);
@@ -248,6 +250,7 @@ type = "zmq"
     CHECK(plain.zmq.endpoints == std::vector<std::string>{"tcp://127.0.0.1:6000"});
     CHECK(plain.zmq.socket == zmq_sink_socket::push);
     CHECK(plain.zmq.format == zmq_sink_format::text);
+    CHECK(plain.zmq.framing == zmq_framing::message);
     CHECK(plain.zmq.sndhwm == 1000);
     CHECK(plain.batch.max_events == 1000);
     CHECK(plain.batch.max_bytes == 4ull << 20);
@@ -262,6 +265,8 @@ TEST_CASE("bad zmq sink values are reported", "[config]") {
     CHECK(socket.message == "unknown value 'pull' (expected one of: push, pub)");
     CHECK(only_problem(base + "format = \"xml\"\n").message ==
           "unknown value 'xml' (expected one of: text, json)");
+    CHECK(only_problem(base + "framing = \"lines\"\n").message ==
+          "unknown value 'lines' (expected one of: message, newline)");
     CHECK(only_problem(base + "endpoints = []\n").message == "must name at least one endpoint");
     CHECK(only_problem(base + "endpoints = \"tcp://127.0.0.1:6000\"\n").message ==
           "expected an array of endpoints, got string");

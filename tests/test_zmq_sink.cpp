@@ -161,6 +161,53 @@ TEST_CASE("zmq sink pushes every frame exactly once across two peers", "[zmq_sin
     CHECK(seen_more == std::map<std::string, int>{{"late-1", 1}, {"late-2", 1}});
 }
 
+TEST_CASE("zmq sink with newline framing packs whole events into frames of about 64 KiB",
+          "[zmq_sink]") {
+    watchdog dog("zmq newline framing");
+    zmq::context_t ctx;
+    puller a(ctx);
+    zmq_sink_config c;
+    c.endpoints = {a.endpoint};
+    c.framing = sluice::zmq_framing::newline;
+    zmq_sink sink("forward", {}, c, ctx, {"app"});
+
+    // 3,000 events of 100 bytes in three batches: 300 KB, so several full frames and a rest.
+    std::vector<batch_ptr> batches;
+    std::vector<std::string> expected;
+    for (int k = 0; k < 3; ++k) {
+        std::vector<std::string> lines;
+        for (int i = 0; i < 1000; ++i) {
+            std::string line = "e" + std::to_string(k * 1000 + i) + "-";
+            line.resize(100, 'x');
+            lines.push_back(line);
+            expected.push_back(line);
+        }
+        batches.push_back(make_batch(0, lines));
+    }
+    REQUIRE(sink.write(batches) == write_status::ok);
+
+    // ~300 KB in frames of at least 64 KiB, but the last: 5 frames.
+    const auto got = receive({&a}, 5);
+    REQUIRE(got[0].size() == 5);
+    std::vector<std::string> lines;
+    for (size_t f = 0; f < got[0].size(); ++f) {
+        const std::string& frame = got[0][f];
+        REQUIRE(!frame.empty());
+        CHECK(frame.back() == '\n');  // whole events only
+        if (f + 1 < got[0].size()) {
+            CHECK(frame.size() >= 64 * 1024);
+            CHECK(frame.size() < 64 * 1024 + 101);
+        }
+        for (size_t at = 0; at < frame.size();) {
+            const size_t nl = frame.find('\n', at);
+            lines.push_back(frame.substr(at, nl - at));
+            at = nl + 1;
+        }
+    }
+    CHECK(lines == expected);
+    CHECK(sluice::read(sink.counters().events_total) == 3000);
+}
+
 TEST_CASE("zmq sink json frames parse", "[zmq_sink]") {
     watchdog dog("zmq json frames");
     zmq::context_t ctx;
