@@ -24,20 +24,17 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "clock.h"
 
 namespace {
+
+using bench::realtime_ns;
 
 constexpr std::size_t read_buffer_bytes = 1 << 20;
 
 [[noreturn]] void die(const std::string& what) {
     std::fprintf(stderr, "bare_baseline: %s: %s\n", what.c_str(), std::strerror(errno));
     std::exit(1);
-}
-
-std::int64_t realtime_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 void write_all(int fd, const char* data, std::size_t len) {

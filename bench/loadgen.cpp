@@ -33,27 +33,17 @@
 #include <thread>
 #include <vector>
 
+#include "clock.h"
 #include "lines.h"
 
 namespace {
 
+using bench::realtime_ns;
+using bench::cpu_seconds;
+
 constexpr std::size_t write_chunk_bytes = 4 << 20;
 
 [[noreturn]] void die(const std::string& what) { bench::die("loadgen", what); }
-
-std::int64_t realtime_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-// utime + stime of this process so far (every thread, ZeroMQ's included).
-double cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
 
 int connect_to(const std::string& host, const std::string& port) {
     addrinfo hints{};

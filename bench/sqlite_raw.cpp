@@ -23,8 +23,11 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "clock.h"
 
 namespace {
+
+using bench::realtime_ns;
 
 constexpr std::string_view create_table_sql = R"(
 CREATE TABLE IF NOT EXISTS logs (
@@ -55,12 +58,6 @@ void check(sqlite3* db, int rc, const char* what) {
 
 void exec(sqlite3* db, const char* sql) {
     check(db, sqlite3_exec(db, sql, nullptr, nullptr, nullptr), sql);
-}
-
-std::int64_t realtime_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 }  // namespace

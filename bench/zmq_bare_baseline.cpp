@@ -23,20 +23,17 @@
 #include <string>
 
 #include <zmq.hpp>
+#include "clock.h"
 
 namespace {
+
+using bench::realtime_ns;
 
 constexpr std::size_t write_buffer_bytes = 1 << 20;
 
 [[noreturn]] void die(const std::string& what) {
     std::fprintf(stderr, "zmq_bare_baseline: %s\n", what.c_str());
     std::exit(1);
-}
-
-std::int64_t realtime_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 void write_all(int fd, const char* data, std::size_t len) {
