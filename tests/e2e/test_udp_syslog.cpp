@@ -68,6 +68,40 @@ std::string load_datagram(int i) {
     return fmt::format("<134>1 {} loadhost loadapp 4242 LOAD - {}", load_ts, load_message(i));
 }
 
+const std::string read_key = "sluice_source_events_total{source=\"syslog\"}";
+const std::string queue_full_key =
+    "sluice_events_dropped_total{source=\"syslog\",reason=\"queue_full\"}";
+const std::string kernel_key = "sluice_events_dropped_total{source=\"syslog\",reason=\"kernel\"}";
+
+// Waits until sluice has read, or counted as dropped by the kernel, all `n` load datagrams and
+// the sentinels; returns the metrics that showed it. A datagram the kernel dropped is reported
+// with the next one sluice reads: while the figures do not add up, another (valid) datagram
+// goes out now and then, counted in `sentinels`.
+e2e::metric_map wait_until_accounted(e2e::daemon& d, e2e::udp_sender& udp, int n,
+                                     int& sentinels) {
+    int polls = 0;
+    e2e::metric_map m;
+    e2e::wait_for(
+        "every datagram read or counted as dropped by the kernel",
+        [&] {
+            m = d.metrics();
+            if (e2e::sample(m, read_key) + e2e::sample(m, kernel_key) == n + sentinels) {
+                return true;
+            }
+            if (++polls % 10 == 0) {
+                REQUIRE(udp.send(fmt::format(
+                    "<134>1 {} loadhost loadapp 4242 SENTINEL - sentinel-{}", load_ts, sentinels)));
+                ++sentinels;
+            }
+            return false;
+        },
+        [&] {
+            return fmt::format("sent {} + {} sentinels\n{}", n, sentinels, d.metrics_summary());
+        },
+        30s);
+    return m;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -93,36 +127,8 @@ codec = "syslog"
         }
     }
     REQUIRE(send_failures == 0);
-    // A datagram the kernel dropped is reported with the next one sluice reads: while the
-    // figures do not add up, send another (valid) datagram now and then.
-    const std::string read_key = "sluice_source_events_total{source=\"syslog\"}";
-    const std::string queue_full_key =
-        "sluice_events_dropped_total{source=\"syslog\",reason=\"queue_full\"}";
-    const std::string kernel_key =
-        "sluice_events_dropped_total{source=\"syslog\",reason=\"kernel\"}";
     int sentinels = 0;
-    int polls = 0;
-    e2e::metric_map m;
-    e2e::wait_for(
-        "every datagram read or counted as dropped by the kernel",
-        [&] {
-            m = d.metrics();
-            if (e2e::sample(m, read_key) + e2e::sample(m, kernel_key) == n + sentinels) {
-                return true;
-            }
-            if (++polls % 10 == 0) {
-                REQUIRE(
-                    udp.send(fmt::format("<134>1 {} loadhost loadapp 4242 SENTINEL - "
-                                         "sentinel-{}",
-                                         load_ts, sentinels)));
-                ++sentinels;
-            }
-            return false;
-        },
-        [&] {
-            return fmt::format("sent {} + {} sentinels\n{}", n, sentinels, d.metrics_summary());
-        },
-        30s);
+    const e2e::metric_map m = wait_until_accounted(d, udp, n, sentinels);
     const double read = e2e::sample(m, read_key);
     const double queue_full = e2e::sample(m, queue_full_key);
     const double kernel = e2e::sample(m, kernel_key);
@@ -296,34 +302,8 @@ batch = {{ max_events = 5000, timeout = "100ms" }}
     }
     REQUIRE(send_failures == 0);
 
-    const std::string read_key = "sluice_source_events_total{source=\"syslog\"}";
-    const std::string queue_full_key =
-        "sluice_events_dropped_total{source=\"syslog\",reason=\"queue_full\"}";
-    const std::string kernel_key =
-        "sluice_events_dropped_total{source=\"syslog\",reason=\"kernel\"}";
     int sentinels = 0;
-    int polls = 0;
-    e2e::metric_map m;
-    e2e::wait_for(
-        "every datagram read or counted as dropped by the kernel",
-        [&] {
-            m = d.metrics();
-            if (e2e::sample(m, read_key) + e2e::sample(m, kernel_key) == n + sentinels) {
-                return true;
-            }
-            if (++polls % 10 == 0) {
-                REQUIRE(
-                    udp.send(fmt::format("<134>1 {} loadhost loadapp 4242 SENTINEL - "
-                                         "sentinel-{}",
-                                         load_ts, sentinels)));
-                ++sentinels;
-            }
-            return false;
-        },
-        [&] {
-            return fmt::format("sent {} + {} sentinels\n{}", n, sentinels, d.metrics_summary());
-        },
-        30s);
+    const e2e::metric_map m = wait_until_accounted(d, udp, n, sentinels);
     CHECK(e2e::sample(m, "sluice_sink_events_total{sink=\"db\"}") == 0);
     lock.exec("ROLLBACK");
 
