@@ -23,6 +23,9 @@ enum class zmq_framing { message, newline };
 
 std::optional<zmq_framing> parse_zmq_framing(std::string_view s);
 
+// Message sources (UDP, ZeroMQ) fill a batch to about this many bytes before pushing it.
+inline constexpr size_t message_batch_bytes = 64 * 1024;
+
 // Adds one self-contained message (a datagram, a ZeroMQ frame) to `b`. Whole: one event, less
 // one trailing "\n" or "\r\n". Split: one event per line, each less a trailing '\r', empty
 // lines skipped. Events over max_line_bytes are cut; returns how many were.

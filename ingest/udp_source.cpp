@@ -23,7 +23,6 @@ namespace sluice {
 namespace {
 
 constexpr unsigned datagrams_per_call = 64;
-constexpr size_t batch_target_bytes = 64 * 1024;
 
 }  // namespace
 
@@ -120,7 +119,7 @@ bool udp_source::drain() {
                 seal_and_push();
             }
             if (!current_) {
-                current_ = std::make_shared<batch>(id(), batch_target_bytes + slot);
+                current_ = std::make_shared<batch>(id(), message_batch_bytes + slot);
                 peer_len_ = hdr.msg_namelen;
                 std::memcpy(&peer_, &peers[i], peer_len_);
                 current_->host = peer_host();
@@ -147,7 +146,7 @@ bool udp_source::drain() {
                                      std::min(len, slot)});
         }
         bump(counters_.bytes_total, bytes);
-        if (current_->buffer().size() >= batch_target_bytes) {
+        if (current_->buffer().size() >= message_batch_bytes) {
             seal_and_push();
         }
         if (static_cast<unsigned>(n) < datagrams_per_call) {

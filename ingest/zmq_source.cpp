@@ -14,7 +14,6 @@ namespace sluice {
 
 namespace {
 
-constexpr size_t batch_target_bytes = 64 * 1024;
 constexpr size_t batch_max_events = 4096;
 
 }  // namespace
@@ -71,7 +70,7 @@ bool zmq_source::readable() {
 }
 
 std::shared_ptr<batch> zmq_source::receive_ready() {
-    auto b = std::make_shared<batch>(id(), batch_target_bytes);
+    auto b = std::make_shared<batch>(id(), message_batch_bytes);
     const bool sub = config_.socket == zmq_source_socket::sub;
     const bool split = config_.framing == zmq_framing::newline;
     zmq::message_t message;
@@ -79,7 +78,7 @@ std::shared_ptr<batch> zmq_source::receive_ready() {
     uint64_t bytes = 0;
     // Stop only between messages, so a multipart message is never split across batches'
     // topic bookkeeping in a way that loses its topic.
-    while (b->buffer().size() < batch_target_bytes && b->event_count() < batch_max_events) {
+    while (b->buffer().size() < message_batch_bytes && b->event_count() < batch_max_events) {
         const auto received = socket_.recv(message, zmq::recv_flags::dontwait);
         if (!received) {
             break;
