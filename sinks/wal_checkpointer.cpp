@@ -1,11 +1,14 @@
 #include "sinks/wal_checkpointer.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/file_handle.h"
 #include "common/log_limiter.h"
 #include "common/thread_name.h"
 
@@ -13,7 +16,10 @@ namespace sluice {
 
 wal_checkpointer::wal_checkpointer(sqlite3* writer, const std::string& path,
                                    wal_checkpoint_config config)
-    : writer_(writer), db_(path) {
+    : writer_(writer),
+      path_(path),
+      writeback_interval_(config.writeback_interval),
+      db_(path) {
     // A connection learns that the database is in WAL mode when it first reads it.
     db_.exec("SELECT 1 FROM sqlite_schema LIMIT 1", "checkpointer for " + path);
     auto page_size_query = db_.prepare("PRAGMA page_size");
@@ -33,6 +39,12 @@ wal_checkpointer::wal_checkpointer(sqlite3* writer, const std::string& path,
         throw error("checkpointer for " + path + ": the database is not in WAL mode");
     }
     sqlite3_wal_hook(writer_, &wal_checkpointer::on_commit, this);
+    if (writeback_interval_.count() > 0) {
+        writeback_thread_ = std::thread([this] {
+            set_thread_name("wal-writeback");
+            write_back();
+        });
+    }
     thread_ = std::thread([this] {
         set_thread_name("checkpoint");
         run();
@@ -45,7 +57,11 @@ wal_checkpointer::~wal_checkpointer() {
         stop_ = true;
     }
     cv_.notify_all();
+    writeback_cv_.notify_all();
     thread_.join();
+    if (writeback_thread_.joinable()) {
+        writeback_thread_.join();
+    }
     // Back to SQLite's own checkpoints for whatever the writer's connection still does.
     sqlite3_wal_autocheckpoint(writer_, 1000);
 }
@@ -65,8 +81,10 @@ void wal_checkpointer::committed(int frames) {
             ++generation_;
         }
         frames_ = frames;
+        ++writes_;
         due = pass_due();
     }
+    writeback_cv_.notify_one();
     if (due) {
         cv_.notify_all();
     }
@@ -94,7 +112,7 @@ void wal_checkpointer::before_transaction() {
 
 wal_checkpoint_stats wal_checkpointer::stats() const {
     std::lock_guard lock(mu_);
-    return {passes_done_, writer_waits_, writer_wait_ns_, frames_, checkpointed_};
+    return {passes_done_, writer_waits_, writer_wait_ns_, frames_, checkpointed_, writebacks_};
 }
 
 void wal_checkpointer::run() {
@@ -127,7 +145,49 @@ void wal_checkpointer::run() {
             checkpointed_ = copied;
         }
         ++passes_done_;
+        ++writes_;  // the pass wrote database pages
         cv_.notify_all();
+        writeback_cv_.notify_one();
+    }
+}
+
+namespace {
+
+// Asks the kernel to start writing `path`'s dirty pages, without waiting. The file is opened
+// on first use (the WAL exists only once the writer has committed); a read-only descriptor is
+// enough, as writeback is per file, not per descriptor. Failures only mean the kernel writes
+// later, as it would anyway.
+void start_writeback(file_handle& file, const std::string& path) {
+    if (!file) {
+        file = file_handle(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!file) {
+            return;
+        }
+    }
+    ::sync_file_range(file.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+}  // namespace
+
+void wal_checkpointer::write_back() {
+    // SQLite names the WAL after the database, and keeps the same file while the writer's
+    // connection is open, so one descriptor each lasts as long as this object.
+    file_handle wal;
+    file_handle database;
+    std::unique_lock lock(mu_);
+    for (;;) {
+        writeback_cv_.wait(lock, [&] { return stop_ || writes_ != written_back_; });
+        if (stop_) {
+            return;
+        }
+        written_back_ = writes_;
+        lock.unlock();
+        start_writeback(wal, path_ + "-wal");
+        start_writeback(database, path_);
+        lock.lock();
+        ++writebacks_;
+        // At most one round per interval, so each asks for a sizeable range at once.
+        writeback_cv_.wait_for(lock, writeback_interval_, [&] { return stop_; });
     }
 }
 

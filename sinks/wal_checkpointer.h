@@ -13,10 +13,20 @@
 // transaction restarts the WAL. If a reader pinned old frames and it could not, the writer
 // goes on anyway (the WAL grows, as it would with SQLite's own checkpoints): the wait is
 // bounded by one pass.
+//
+// Writeback. Left alone, the kernel writes the WAL and the database out in bursts: when the
+// checkpointer syncs the WAL before a pass and the database after it. In between the disk
+// idles while the writer fills the page cache, and on a disk-bound box the writer then waits
+// at the limit for those syncs. A third thread asks the kernel to start writing both files'
+// dirty pages (sync_file_range with SYNC_FILE_RANGE_WRITE, which does not wait) at most once
+// per `writeback_interval` while they are being written, so the disk works all along and the
+// syncs find little left. Durability still comes from SQLite's own fsyncs; this only changes
+// when the bytes go (PostgreSQL's checkpoint_flush_after, RocksDB's bytes_per_sync).
 #pragma once
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -30,6 +40,9 @@ namespace sluice {
 struct wal_checkpoint_config {
     uint64_t trigger_bytes = 4ull << 20;  // committed since the last pass: start a pass
     uint64_t limit_bytes = 64ull << 20;   // WAL size at which the writer waits for a pass
+    // Start the kernel's writeback of the WAL and the database at most this often while they
+    // are written; zero: never (no writeback thread).
+    std::chrono::milliseconds writeback_interval{10};
 };
 
 struct wal_checkpoint_stats {
@@ -38,6 +51,7 @@ struct wal_checkpoint_stats {
     int64_t writer_wait_ns = 0;   // time it spent waiting
     int wal_frames = 0;           // pages in the WAL after the last commit
     int checkpointed_frames = 0;  // of those, pages copied into the database
+    uint64_t writebacks = 0;      // times the writeback thread started the kernel's writeback
 };
 
 class wal_checkpointer {
@@ -59,15 +73,19 @@ private:
     static int on_commit(void* self, sqlite3* db, const char* schema, int frames);
     void committed(int frames);
     void run();
+    void write_back();
     bool pass_due() const;  // with mu_ held
 
     sqlite3* writer_;
+    const std::string path_;
+    const std::chrono::milliseconds writeback_interval_;
     int trigger_frames_ = 0;      // the config in pages of the database's page size
     int limit_frames_ = 0;
     sqlite_db db_;  // the checkpointer's own connection; its thread only after construction
 
     mutable std::mutex mu_;
-    std::condition_variable cv_;
+    std::condition_variable cv_;            // the checkpointer's thread and the writer
+    std::condition_variable writeback_cv_;  // the writeback thread
     bool stop_ = false;
     bool urgent_ = false;         // the writer waits: run a pass even below the trigger
     int frames_ = 0;              // WAL pages after the last commit
@@ -78,7 +96,11 @@ private:
     uint64_t passes_done_ = 0;
     uint64_t writer_waits_ = 0;
     int64_t writer_wait_ns_ = 0;
-    std::thread thread_;          // last: starts once everything above exists
+    uint64_t writes_ = 0;         // commits and passes: each left dirty pages behind
+    uint64_t written_back_ = 0;   // writes_ when the last writeback started
+    uint64_t writebacks_ = 0;
+    std::thread writeback_thread_;
+    std::thread thread_;          // last two: start once everything above exists
 };
 
 }  // namespace sluice

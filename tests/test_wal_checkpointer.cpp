@@ -1,12 +1,13 @@
 // Tests for wal_checkpointer on a real WAL database: checkpoints run on its thread and the
 // writer's own are off, the WAL starts over once it reaches the limit so its file stays
-// bounded, a reader that pins the WAL cannot stall the writer, and a database that is not in
-// WAL mode is refused.
+// bounded, a reader that pins the WAL cannot stall the writer, writeback runs while the writer
+// writes and rests when it stops, and a database that is not in WAL mode is refused.
 #include <sys/stat.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
@@ -145,6 +146,55 @@ TEST_CASE("wal checkpointer never stalls the writer behind a reader that pins th
     // With the reader gone the WAL was copied and started over.
     CHECK(checkpointer.stats().wal_frames <= 60 + 20);
     CHECK(row_count(db.get()) == 4100);
+}
+
+TEST_CASE("wal checkpointer starts writeback while the writer commits and rests when it stops",
+          "[wal_checkpointer]") {
+    using namespace std::chrono_literals;
+    temp_dir dir("sluice-wal");
+    const fs::path path = dir.path() / "t.db";
+    sqlite_db db = open_wal_db(path);
+    auto insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
+    wal_checkpointer checkpointer(db.get(), path.string());
+    const auto wait_for_writebacks_past = [&](uint64_t n) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (checkpointer.stats().writebacks <= n &&
+               std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(2ms);
+        }
+        return checkpointer.stats().writebacks;
+    };
+    CHECK(checkpointer.stats().writebacks == 0);  // nothing written yet: nothing to start
+    insert_rows(db, insert, 100);
+    const uint64_t first = wait_for_writebacks_past(0);
+    CHECK(first > 0);
+    // Idle: once the last round is over, no further one starts.
+    std::this_thread::sleep_for(100ms);
+    const uint64_t settled = checkpointer.stats().writebacks;
+    std::this_thread::sleep_for(200ms);
+    CHECK(checkpointer.stats().writebacks == settled);
+    // Each new commit is noticed.
+    insert_rows(db, insert, 100);
+    CHECK(wait_for_writebacks_past(settled) > settled);
+}
+
+TEST_CASE("wal checkpointer with a zero writeback interval starts no writeback",
+          "[wal_checkpointer]") {
+    using namespace std::chrono_literals;
+    temp_dir dir("sluice-wal");
+    const fs::path path = dir.path() / "t.db";
+    sqlite_db db = open_wal_db(path);
+    auto insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
+    wal_checkpointer checkpointer(db.get(), path.string(),
+                                  wal_checkpoint_config{50 * page_size, 1000 * page_size, 0ms});
+    insert_rows(db, insert, 1000);  // ~100 pages: past the trigger, so a pass runs
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (checkpointer.stats().passes == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(2ms);
+    }
+    CHECK(checkpointer.stats().passes > 0);
+    CHECK(checkpointer.stats().writebacks == 0);
+    CHECK(row_count(db.get()) == 1000);
 }
 
 TEST_CASE("wal checkpointer refuses a database that is not in WAL mode", "[wal_checkpointer]") {
