@@ -4,6 +4,7 @@
 // writes and rests when it stops, and a database that is not in WAL mode is refused.
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -56,6 +57,27 @@ int64_t row_count(sqlite3* db) {
     return n;
 }
 
+// A fresh WAL database in its own directory, with the test table and an INSERT for it.
+struct wal_db {
+    temp_dir dir{"sluice-wal"};
+    fs::path path = dir.path() / "t.db";
+    sqlite_db db = open_wal_db(path);
+    sluice::sqlite_stmt insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
+};
+
+// Polls `done` every 2 ms until it holds or 10 s have passed; returns whether it held.
+template <class Done>
+bool eventually(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
 uintmax_t file_size_or_zero(const fs::path& p) {
     std::error_code ec;
     const uintmax_t n = fs::file_size(p, ec);
@@ -64,12 +86,9 @@ uintmax_t file_size_or_zero(const fs::path& p) {
 
 }  // namespace
 
-TEST_CASE("wal checkpointer keeps the WAL bounded while the writer never pauses",
-          "[wal_checkpointer]") {
-    temp_dir dir("sluice-wal");
-    const fs::path path = dir.path() / "t.db";
-    sqlite_db db = open_wal_db(path);
-    auto insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
+TEST_CASE_METHOD(wal_db,
+                 "wal checkpointer keeps the WAL bounded while the writer never pauses",
+                 "[wal_checkpointer]") {
     // 50 pages start a pass; at 200 pages the writer waits for one.
     const wal_checkpoint_config config{50 * page_size, 200 * page_size};
     constexpr int transactions = 100;
@@ -94,20 +113,16 @@ TEST_CASE("wal checkpointer keeps the WAL bounded while the writer never pauses"
     CHECK(row_count(db.get()) == transactions * rows_per_transaction);
 }
 
-TEST_CASE("wal checkpointer copies the WAL into the database between the writer's commits",
-          "[wal_checkpointer]") {
-    temp_dir dir("sluice-wal");
-    const fs::path path = dir.path() / "t.db";
-    sqlite_db db = open_wal_db(path);
-    auto insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
-    wal_checkpointer checkpointer(db.get(), path.string(), wal_checkpoint_config{50 * page_size, 100000 * page_size});
+TEST_CASE_METHOD(wal_db,
+                 "wal checkpointer copies the WAL into the database between the writer's commits",
+                 "[wal_checkpointer]") {
+    wal_checkpointer checkpointer(db.get(), path.string(),
+                                  wal_checkpoint_config{50 * page_size, 100000 * page_size});
     // ~100 pages, past the trigger; far below the limit, so the writer never waits.
     insert_rows(db, insert, 1000);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (checkpointer.stats().checkpointed_frames < checkpointer.stats().wal_frames &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    eventually([&] {
+        return checkpointer.stats().checkpointed_frames >= checkpointer.stats().wal_frames;
+    });
     const auto stats = checkpointer.stats();
     CHECK(stats.writer_waits == 0);
     CHECK(stats.passes >= 1);
@@ -117,13 +132,11 @@ TEST_CASE("wal checkpointer copies the WAL into the database between the writer'
     CHECK(file_size_or_zero(path) > uintmax_t{1000} * 400);
 }
 
-TEST_CASE("wal checkpointer never stalls the writer behind a reader that pins the WAL",
-          "[wal_checkpointer]") {
-    temp_dir dir("sluice-wal");
-    const fs::path path = dir.path() / "t.db";
-    sqlite_db db = open_wal_db(path);
-    auto insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
-    wal_checkpointer checkpointer(db.get(), path.string(), wal_checkpoint_config{20 * page_size, 60 * page_size});
+TEST_CASE_METHOD(wal_db,
+                 "wal checkpointer never stalls the writer behind a reader that pins the WAL",
+                 "[wal_checkpointer]") {
+    wal_checkpointer checkpointer(db.get(), path.string(),
+                                  wal_checkpoint_config{20 * page_size, 60 * page_size});
     insert_rows(db, insert, 100);
 
     // A reader in an open transaction keeps every frame from here on in the WAL.
@@ -148,20 +161,13 @@ TEST_CASE("wal checkpointer never stalls the writer behind a reader that pins th
     CHECK(row_count(db.get()) == 4100);
 }
 
-TEST_CASE("wal checkpointer starts writeback while the writer commits and rests when it stops",
-          "[wal_checkpointer]") {
+TEST_CASE_METHOD(wal_db,
+                 "wal checkpointer writes back while the writer commits and rests when it stops",
+                 "[wal_checkpointer]") {
     using namespace std::chrono_literals;
-    temp_dir dir("sluice-wal");
-    const fs::path path = dir.path() / "t.db";
-    sqlite_db db = open_wal_db(path);
-    auto insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
     wal_checkpointer checkpointer(db.get(), path.string());
     const auto wait_for_writebacks_past = [&](uint64_t n) {
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (checkpointer.stats().writebacks <= n &&
-               std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(2ms);
-        }
+        eventually([&] { return checkpointer.stats().writebacks > n; });
         return checkpointer.stats().writebacks;
     };
     CHECK(checkpointer.stats().writebacks == 0);  // nothing written yet: nothing to start
@@ -178,21 +184,14 @@ TEST_CASE("wal checkpointer starts writeback while the writer commits and rests 
     CHECK(wait_for_writebacks_past(settled) > settled);
 }
 
-TEST_CASE("wal checkpointer with a zero writeback interval starts no writeback",
-          "[wal_checkpointer]") {
+TEST_CASE_METHOD(wal_db,
+                 "wal checkpointer with a zero writeback interval starts no writeback",
+                 "[wal_checkpointer]") {
     using namespace std::chrono_literals;
-    temp_dir dir("sluice-wal");
-    const fs::path path = dir.path() / "t.db";
-    sqlite_db db = open_wal_db(path);
-    auto insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
     wal_checkpointer checkpointer(db.get(), path.string(),
                                   wal_checkpoint_config{50 * page_size, 1000 * page_size, 0ms});
     insert_rows(db, insert, 1000);  // ~100 pages: past the trigger, so a pass runs
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (checkpointer.stats().passes == 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(2ms);
-    }
-    CHECK(checkpointer.stats().passes > 0);
+    CHECK(eventually([&] { return checkpointer.stats().passes > 0; }));
     CHECK(checkpointer.stats().writebacks == 0);
     CHECK(row_count(db.get()) == 1000);
 }
