@@ -172,6 +172,7 @@ void start_writeback(file_handle& file, const std::string& path) {
 void wal_checkpointer::write_back() {
     // SQLite names the WAL after the database, and keeps the same file while the writer's
     // connection is open, so one descriptor each lasts as long as this object.
+    const std::string wal_path = path_ + "-wal";
     file_handle wal;
     file_handle database;
     std::unique_lock lock(mu_);
@@ -182,7 +183,7 @@ void wal_checkpointer::write_back() {
         }
         written_back_ = writes_;
         lock.unlock();
-        start_writeback(wal, path_ + "-wal");
+        start_writeback(wal, wal_path);
         start_writeback(database, path_);
         lock.lock();
         ++writebacks_;
