@@ -514,6 +514,14 @@ void send_frames(zmq::socket_t& s, const std::vector<std::string>& frames) {
 
 }  // namespace
 
+// A PUSH connected to the source's PULL, closing without linger.
+zmq::socket_t connected_push(zmq::context_t& ctx, const std::string& endpoint) {
+    zmq::socket_t push(ctx, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect(endpoint);
+    return push;
+}
+
 // An XPUB connected to the source's SUB, returned once the subscription to `prefix` has
 // reached it, so that nothing sent afterwards is lost to the slow-joiner race.
 zmq::socket_t connected_xpub(zmq::context_t& ctx, harness& h, const std::string& endpoint,
@@ -547,9 +555,7 @@ TEST_CASE("zmq source: PULL makes each frame of each message one event", "[sourc
     h.src = &src;
     src.start();
 
-    zmq::socket_t push(ctx, zmq::socket_type::push);
-    push.set(zmq::sockopt::linger, 0);
-    push.connect(cfg.endpoint);
+    zmq::socket_t push = connected_push(ctx, cfg.endpoint);
     constexpr size_t n = 300;
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -619,9 +625,7 @@ std::vector<std::string> pull_lines(sluice::zmq_source_config cfg,
     sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
     h.src = &src;
     src.start();
-    zmq::socket_t push(ctx, zmq::socket_type::push);
-    push.set(zmq::sockopt::linger, 0);
-    push.connect(cfg.endpoint);
+    zmq::socket_t push = connected_push(ctx, cfg.endpoint);
     for (const auto& frames : messages) {
         send_frames(push, frames);
     }
