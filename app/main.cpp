@@ -1,4 +1,5 @@
-// sluice: the command line. `run` runs the pipeline, `validate` checks a config.
+// sluice: the command line. `run` runs the pipeline, `validate` checks a config, `top` watches
+// a running instance.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -6,6 +7,8 @@
 
 #include "app/config.h"
 #include "app/pipeline.h"
+#include "app/top_terminal.h"
+#include "common/units.h"
 
 namespace {
 
@@ -79,6 +82,16 @@ int main(int argc, char** argv) {
     auto* validate = app.add_subcommand("validate", "Check a config without running it");
     validate->add_option("-c,--config", validate_config, "Config file (TOML)")->required();
 
+    sluice::top_options top_options;
+    std::string top_interval = "1s";
+    auto* top = app.add_subcommand("top", "Live terminal dashboard of a running instance");
+    top->add_option("--url", top_options.url, "The instance's HTTP API")
+        ->capture_default_str();
+    top->add_option("--interval", top_interval, "Time between two polls of /status")
+        ->capture_default_str();
+    top->add_flag("--once", top_options.once,
+                  "Print one screen as plain text (rates over one interval) and exit");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -87,6 +100,16 @@ int main(int argc, char** argv) {
     }
     if (run->parsed()) {
         return run_command(run_config, log_level);
+    }
+    if (top->parsed()) {
+        const auto interval = sluice::parse_duration(top_interval);
+        if (!interval || *interval < std::chrono::milliseconds(100)) {
+            std::cerr << "--interval '" << top_interval
+                      << "': expected a duration of at least 100ms, such as \"1s\"\n";
+            return exit_usage;
+        }
+        top_options.interval = std::chrono::duration_cast<std::chrono::milliseconds>(*interval);
+        return sluice::run_top(top_options);
     }
     return validate_command(validate_config);
 }
