@@ -1,9 +1,10 @@
-// zmq_loadgen: the benchmark's ZeroMQ client. Builds the same L lines as loadgen (lines.h)
-// into one buffer before the clock starts, then sends them from one PUSH socket connected to
-// ENDPOINT, one message per line (without its '\n'), flat out: blocking sends, default
-// ZMQ_SNDHWM (1000), zero-copy (no allocation or copy per message in this thread). With --lines-per-message N > 1 each message is N whole lines, '\n'
-// included, for a source with framing = "newline". At the end it closes the socket with an infinite linger and terminates
-// the context, which returns only once every message has gone to the peer's socket.
+// zmq_loadgen: the benchmark's ZeroMQ client. Builds the same L lines as loadgen (lines.h) into one
+// buffer before the clock starts, then sends them from one PUSH socket connected to ENDPOINT, one
+// message per line (without its '\n'), flat out: blocking sends, default ZMQ_SNDHWM (1000),
+// zero-copy (no allocation or copy per message in this thread). With --lines-per-message N > 1 each
+// message is N whole lines, '\n' included, for a source with framing = "newline". At the end it
+// closes the socket with an infinite linger and terminates the context, which returns only once
+// every message has gone to the peer's socket.
 //
 // Prints key=value lines: lines, bytes (the lines with their '\n', as loadgen counts them, so
 // MB/s compare), start_ns (first send), end_ns (context terminated; CLOCK_REALTIME),

@@ -29,7 +29,8 @@ void source::resume() {
     if (!paused()) {
         return;
     }
-    const int64_t waited = mono_now_ns() - counters_.paused_since_ns.load(std::memory_order_relaxed);
+    const int64_t waited =
+        mono_now_ns() - counters_.paused_since_ns.load(std::memory_order_relaxed);
     bump(counters_.backpressure_ns_total, static_cast<uint64_t>(std::max<int64_t>(waited, 0)));
     counters_.paused_since_ns.store(0, std::memory_order_relaxed);
     counters_.paused.store(false, std::memory_order_relaxed);

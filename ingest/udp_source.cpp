@@ -47,7 +47,8 @@ void udp_source::start() {
     }
     const int fd = socket_.native_handle();
     // SO_RCVBUFFORCE passes net.core.rmem_max when we may (root); else take what SO_RCVBUF gets.
-    const int want = static_cast<int>(std::min<uint64_t>(config_.receive_buffer_bytes, INT32_MAX / 2));
+    const int want =
+        static_cast<int>(std::min<uint64_t>(config_.receive_buffer_bytes, INT32_MAX / 2));
     if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
         ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
     }

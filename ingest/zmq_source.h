@@ -1,8 +1,8 @@
-// zmq_source: a ZeroMQ PULL or SUB socket read from the io thread, one event per message
-// frame (or per line of a frame, with newline framing). The socket is driven by its ZMQ_FD in the event loop, no polling thread: the fd is
-// edge-triggered, so the source drains until EAGAIN and re-checks ZMQ_EVENTS before it waits.
-// Pausing is flow control: messages stay in ZeroMQ's receive high-water mark and a PUSH
-// sender blocks. io thread only.
+// zmq_source: a ZeroMQ PULL or SUB socket read from the io thread, one event per message frame (or
+// per line of a frame, with newline framing). The socket is driven by its ZMQ_FD in the event loop,
+// no polling thread: the fd is edge-triggered, so the source drains until EAGAIN and re-checks
+// ZMQ_EVENTS before it waits. Pausing is flow control: messages stay in ZeroMQ's receive high-water
+// mark and a PUSH sender blocks. io thread only.
 #pragma once
 
 #include <string>

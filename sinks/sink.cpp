@@ -134,7 +134,8 @@ void sink::run() {
     const auto& limits = queue_->config();
     const uint64_t max_events = std::max<uint64_t>(
         1, std::min(batch_.max_events, limits.max_events / 2));
-    const uint64_t max_bytes = std::max<uint64_t>(1, std::min(batch_.max_bytes, limits.max_bytes / 2));
+    const uint64_t max_bytes =
+        std::max<uint64_t>(1, std::min(batch_.max_bytes, limits.max_bytes / 2));
     while (!aborted_.load(std::memory_order_acquire)) {
         const size_t before = pending.size();
         const read_result r = queue_->read_until(id_, cursor, flush_at, pending,

@@ -1,6 +1,7 @@
-// sqlite_sink: inserts events into a SQLite table (schema in SPEC.md), one transaction per
-// gathered batch, WAL journal, checkpoints on a thread of their own (wal_checkpointer.h). SQLITE_BUSY, locked and I/O errors roll the transaction back
-// and retry, so a batch is never half-written or written twice. Sink thread only.
+// sqlite_sink: inserts events into a SQLite table (schema in SPEC.md), one transaction per gathered
+// batch, WAL journal, checkpoints on a thread of their own (wal_checkpointer.h). SQLITE_BUSY,
+// locked and I/O errors roll the transaction back and retry, so a batch is never half-written or
+// written twice. Sink thread only.
 #pragma once
 
 #include <filesystem>

@@ -1,10 +1,10 @@
-// zmq_sink: forwards events over ZeroMQ, one frame per event (text: the line; json: the
-// event as JSON), or with newline framing many events per frame, each ending in '\n', up to
-// ~64 KiB a frame (for a zmq source with framing = "newline" at the other end). PUSH connects to every endpoint, so ZeroMQ spreads the load over several
-// aggregators; PUB fans out to subscribers. When PUSH peers stop taking messages (their
-// high-water marks are reached) the sink waits, its batch stays queued, and backpressure
-// reaches the sources. The socket is created by the constructor and then used only on the
-// sink's thread.
+// zmq_sink: forwards events over ZeroMQ, one frame per event (text: the line; json: the event as
+// JSON), or with newline framing many events per frame, each ending in '\n', up to ~64 KiB a frame
+// (for a zmq source with framing = "newline" at the other end). PUSH connects to every endpoint, so
+// ZeroMQ spreads the load over several aggregators; PUB fans out to subscribers. When PUSH peers
+// stop taking messages (their high-water marks are reached) the sink waits, its batch stays queued,
+// and backpressure reaches the sources. The socket is created by the constructor and then used only
+// on the sink's thread.
 #pragma once
 
 #include <string>
