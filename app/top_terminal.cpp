@@ -4,10 +4,12 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "app/top.h"
+#include "common/error.h"
 // Last: curses defines macros (timeout, erase, refresh, OK) that would rewrite the headers
 // above.
 #include <curses.h>
@@ -82,13 +84,23 @@ int print_once(const top_options& options, const std::string& url) {
 class curses_screen {
 public:
     curses_screen() {
-        initscr();
+        // newterm, not initscr: initscr exits the process when TERM names no known terminal.
+        screen_ = newterm(nullptr, stdout, stdin);
+        if (screen_ == nullptr) {
+            const char* term = std::getenv("TERM");
+            throw error(fmt::format("cannot drive the terminal type '{}'; --once prints one "
+                                    "screen as plain text",
+                                    term == nullptr ? "" : term));
+        }
         cbreak();
         noecho();
         keypad(stdscr, TRUE);
         curs_set(0);
     }
-    ~curses_screen() { endwin(); }
+    ~curses_screen() {
+        endwin();
+        delscreen(screen_);
+    }
     curses_screen(const curses_screen&) = delete;
     curses_screen& operator=(const curses_screen&) = delete;
 
@@ -115,6 +127,9 @@ public:
         timeout(static_cast<int>(std::max<int64_t>(0, wait.count())));
         return getch();
     }
+
+private:
+    SCREEN* screen_ = nullptr;
 };
 
 int dashboard(const top_options& options, const std::string& url) {
@@ -192,10 +207,10 @@ std::optional<std::string> normalize_top_url(std::string_view url, std::string& 
 }
 
 int run_top(const top_options& options) {
-    std::string error;
-    const auto url = normalize_top_url(options.url, error);
+    std::string why;
+    const auto url = normalize_top_url(options.url, why);
     if (!url) {
-        std::cerr << "sluice top: " << error << '\n';
+        std::cerr << "sluice top: " << why << '\n';
         return exit_usage;
     }
     if (options.once) {
@@ -205,7 +220,12 @@ int run_top(const top_options& options) {
         std::cerr << "sluice top: needs a terminal; --once prints one screen as plain text\n";
         return exit_usage;
     }
-    return dashboard(options, *url);
+    try {
+        return dashboard(options, *url);
+    } catch (const error& e) {
+        std::cerr << "sluice top: " << e.what() << '\n';
+        return exit_usage;
+    }
 }
 
 }  // namespace sluice

@@ -22,7 +22,7 @@ struct top_options {
 std::optional<std::string> normalize_top_url(std::string_view url, std::string& error);
 
 // Runs `sluice top` and returns its exit code: 0 after q (or after --once printed), 1 when
-// --once cannot read the instance, 2 for a bad URL or no terminal.
+// --once cannot read the instance, 2 for a bad URL, no terminal, or one curses cannot drive.
 int run_top(const top_options& options);
 
 }  // namespace sluice

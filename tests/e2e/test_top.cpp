@@ -23,10 +23,11 @@ namespace {
 constexpr int lines_sent = 5000;
 
 // `sluice top ARGS` on the child side of a pseudo-terminal of 40 rows by 140 columns, as a
-// user's xterm would run it. Everything it draws is collected in `screen()`.
+// user's xterm (or the terminal type `term`) would run it. Everything it draws is collected in
+// `screen()`.
 class pty_top {
 public:
-    explicit pty_top(const std::vector<std::string>& args) {
+    explicit pty_top(const std::vector<std::string>& args, const std::string& term = "xterm") {
         // Everything the child needs is built before fork: only exec may run after it.
         argv_strings_ = {e2e::sluice_binary(), "top"};
         argv_strings_.insert(argv_strings_.end(), args.begin(), args.end());
@@ -35,7 +36,7 @@ public:
                 env_strings_.emplace_back(*e);
             }
         }
-        env_strings_.emplace_back("TERM=xterm");
+        env_strings_.emplace_back("TERM=" + term);
         std::vector<char*> argv = pointers(argv_strings_);
         std::vector<char*> envp = pointers(env_strings_);
         winsize size{};
@@ -245,4 +246,10 @@ TEST_CASE("the dashboard keeps polling an instance it cannot reach", "[e2e]") {
     top.wait_for_screen({"cannot", "retrying", "q: quit"});
     top.type("q");
     CHECK(top.wait_exit() == 0);
+}
+
+TEST_CASE("the dashboard refuses a terminal type it cannot drive", "[e2e]") {
+    pty_top top({"--url", fmt::format("127.0.0.1:{}", e2e::free_port())}, "no-such-terminal");
+    CHECK(top.wait_exit() == 2);
+    CHECK_THAT(top.screen(), Catch::Contains("cannot drive the terminal type 'no-such-terminal'"));
 }
