@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/ascii.h"
+
 namespace sluice {
 
 namespace {
 
 constexpr size_t max_length_digits = 9;
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
 
@@ -136,11 +136,11 @@ bool framer::frame_octet(batch& b, size_t& scan) {
         discard_ -= n;
         return discard_ == 0;
     }
-    if (skip_to_newline_ || !is_digit(buf[scan])) {
+    if (skip_to_newline_ || !is_ascii_digit(buf[scan])) {
         return frame_line(b, scan);
     }
     size_t j = scan;
-    while (j < size && is_digit(buf[j]) && j - scan <= max_length_digits) {
+    while (j < size && is_ascii_digit(buf[j]) && j - scan <= max_length_digits) {
         ++j;
     }
     if (j == size && j - scan <= max_length_digits) {
@@ -204,9 +204,9 @@ void framer::finish(batch& b) {
         return;
     }
     const char* buf = b.buffer().data();
-    if (kind_ == framing::octet_counting && is_digit(buf[start])) {
+    if (kind_ == framing::octet_counting && is_ascii_digit(buf[start])) {
         size_t j = start;
-        while (j < size && is_digit(buf[j])) {
+        while (j < size && is_ascii_digit(buf[j])) {
             ++j;
         }
         if (j < size && buf[j] == ' ' && j - start <= max_length_digits) {

@@ -1,12 +1,12 @@
 #include "ingest/codecs/codec.h"
 
+#include "common/ascii.h"
+
 namespace sluice {
 
 namespace {
 
 constexpr int64_t ns_per_second = 1'000'000'000;
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Reads exactly `n` digits at s[at]; false if any is not a digit.
 bool read_digits(std::string_view s, size_t at, size_t n, int& value) {
@@ -15,7 +15,7 @@ bool read_digits(std::string_view s, size_t at, size_t n, int& value) {
     }
     int v = 0;
     for (size_t i = at; i < at + n; ++i) {
-        if (!is_digit(s[i])) {
+        if (!is_ascii_digit(s[i])) {
             return false;
         }
         v = v * 10 + (s[i] - '0');
@@ -96,7 +96,7 @@ std::optional<int64_t> parse_rfc3339_ns(std::string_view s) {
         ++at;
         const size_t first = at;
         int64_t scale = ns_per_second;
-        while (at < s.size() && is_digit(s[at])) {
+        while (at < s.size() && is_ascii_digit(s[at])) {
             // RFC 3339 puts no limit on the fraction; digits past ns cannot be stored.
             if (scale > 1) {
                 scale /= 10;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "common/ascii.h"
 #include "common/json_writer.h"
 #include "ingest/codecs/codec.h"
 
@@ -16,8 +17,6 @@ namespace {
 constexpr int max_pri = 191;
 constexpr int64_t ns_per_day = 86'400'000'000'000;
 constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // PRINTUSASCII of RFC 5424: the bytes allowed in header fields and SD names.
 bool is_print_ascii(char c) { return c >= 33 && c <= 126; }
@@ -43,7 +42,7 @@ bool read_header_field(std::string_view line, size_t& at, std::string_view& fiel
 bool read_pri(std::string_view line, size_t& at, int& pri) {
     size_t i = 1;
     int value = 0;
-    while (i < line.size() && i <= 3 && is_digit(line[i])) {
+    while (i < line.size() && i <= 3 && is_ascii_digit(line[i])) {
         value = value * 10 + (line[i] - '0');
         ++i;
     }
@@ -252,9 +251,12 @@ bool read_3164_timestamp(std::string_view line, size_t& at, int64_t now_unix_ns,
         return false;
     }
     const int month = month_number(t.substr(0, 3));
-    const bool day_ok = (t[4] == ' ' || is_digit(t[4])) && is_digit(t[5]);
-    if (month == 0 || !day_ok || !is_digit(t[7]) || !is_digit(t[8]) || !is_digit(t[10]) ||
-        !is_digit(t[11]) || !is_digit(t[13]) || !is_digit(t[14])) {
+    const bool day_ok = (t[4] == ' ' || is_ascii_digit(t[4])) && is_ascii_digit(t[5]);
+    bool digits_ok = true;
+    for (size_t i : {7, 8, 10, 11, 13, 14}) {
+        digits_ok = digits_ok && is_ascii_digit(t[i]);
+    }
+    if (month == 0 || !day_ok || !digits_ok) {
         return false;
     }
     auto two = [&](size_t i) { return (t[i] == ' ' ? 0 : t[i] - '0') * 10 + (t[i + 1] - '0'); };
@@ -316,7 +318,7 @@ bool read_tag(std::string_view rest, decoded_event& out) {
 }
 
 bool decode_3164(std::string_view line, size_t at, decoded_event& out, int64_t now_unix_ns) {
-    if (at < line.size() && is_digit(line[at])) {
+    if (at < line.size() && is_ascii_digit(line[at])) {
         // rsyslog's high-precision variant: an RFC 3339 TIMESTAMP in place of "Mmm dd ...".
         const size_t end = std::min(line.find(' ', at), line.size());
         out.ts_ns = parse_rfc3339_ns(line.substr(at, end - at));
@@ -377,7 +379,7 @@ bool decode_syslog(std::string_view line, decoded_event& out, std::string& field
         out.severity = pri % 8;
         // "<PRI>1 " starts RFC 5424; a 3164 line goes on with a month or a year ("2003-").
         size_t digits = at;
-        while (digits < line.size() && digits - at < 4 && is_digit(line[digits])) {
+        while (digits < line.size() && digits - at < 4 && is_ascii_digit(line[digits])) {
             ++digits;
         }
         if (digits > at && digits < line.size() && line[digits] == ' ') {
