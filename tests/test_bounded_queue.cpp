@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "queue/bounded_queue.h"
+#include "tests/test_support.h"
 
 using namespace std::chrono_literals;
 using sluice::batch;
@@ -34,6 +35,8 @@ using sluice::source_id;
 using clk = std::chrono::steady_clock;
 
 namespace {
+
+using sluice::test::eventually;
 
 constexpr uint64_t unlimited = uint64_t{1} << 40;
 
@@ -63,19 +66,6 @@ push_result push(bounded_queue& q, batch_ptr b) { return q.try_push(b); }
 read_result read_now(bounded_queue& q, size_t sink, uint64_t& cursor, std::vector<batch_ptr>& out,
                      uint64_t max_events = unlimited, uint64_t max_bytes = unlimited) {
     return q.read_until(sink, cursor, clk::now(), out, max_events, max_bytes);
-}
-
-// Waits up to `limit` for `done` (a liveness bound, not a timing assertion).
-template <class Pred>
-bool eventually(Pred done, std::chrono::milliseconds limit = 10s) {
-    const auto until = clk::now() + limit;
-    while (!done()) {
-        if (clk::now() > until) {
-            return false;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
 }
 
 }  // namespace

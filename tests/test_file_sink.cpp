@@ -20,6 +20,7 @@
 #include "queue/event.h"
 #include "sinks/file_sink.h"
 #include "tests/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using sluice::test::temp_dir;
@@ -32,6 +33,8 @@ using sluice::write_status;
 
 namespace {
 
+using sluice::test::batch_of_lines;
+
 // A fresh directory under TMPDIR, removed with everything in it at the end of the test.
 
 std::string slurp(const fs::path& p) {
@@ -39,17 +42,6 @@ std::string slurp(const fs::path& p) {
     std::ostringstream ss;
     ss << in.rdbuf();
     return ss.str();
-}
-
-batch_ptr make_batch(sluice::source_id source, const std::vector<std::string>& lines,
-                     int64_t received_ns = 1'700'000'000'000'000'000, std::string host = "") {
-    auto b = std::make_shared<batch>(source);
-    for (const auto& l : lines) {
-        b->add_line(l);
-    }
-    b->received_ns = received_ns;
-    b->host = std::move(host);
-    return b;
 }
 
 std::string joined(const std::vector<std::string>& lines) {
@@ -122,12 +114,12 @@ TEST_CASE("file sink text output is exactly the lines and a newline each", "[fil
     file_sink sink("archive", batching(), text_at("out.log"), dir.path(), {"app"});
     const std::vector<std::string> first = {"one", "", "three \"quoted\" \t tab", "\xff raw"};
     const std::vector<std::string> second = {"four"};
-    const std::vector<batch_ptr> batches = {make_batch(0, first), make_batch(0, second)};
+    const std::vector<batch_ptr> batches = {batch_of_lines(0, first), batch_of_lines(0, second)};
     REQUIRE(sink.write(batches) == write_status::ok);
     CHECK(slurp(dir.path() / "out.log") == joined(first) + joined(second));
 
     // Appends; an absolute path is used as is.
-    const std::vector<batch_ptr> more = {make_batch(0, {"five"})};
+    const std::vector<batch_ptr> more = {batch_of_lines(0, {"five"})};
     REQUIRE(sink.write(more) == write_status::ok);
     CHECK(slurp(dir.path() / "out.log") == joined(first) + joined(second) + "five\n");
 
@@ -149,8 +141,8 @@ TEST_CASE("file sink renders strftime and {source} into paths and makes director
     file_sink sink("archive", batching(), text_at("logs/%Y-%m-%d/{source}/x-{source}.log"),
                    dir.path(), {"app", "web"});
     const std::vector<batch_ptr> batches = {
-        make_batch(0, {"a1", "a2"}, t1), make_batch(1, {"w1"}, t1), make_batch(0, {"a3"}, t1),
-        make_batch(0, {"a4"}, t2)};
+        batch_of_lines(0, {"a1", "a2"}, t1), batch_of_lines(1, {"w1"}, t1),
+        batch_of_lines(0, {"a3"}, t1), batch_of_lines(0, {"a4"}, t2)};
     REQUIRE(sink.write(batches) == write_status::ok);
 
     const std::string day1 = local_strftime("%Y-%m-%d", static_cast<time_t>(t1 / 1'000'000'000));
@@ -203,7 +195,7 @@ TEST_CASE("file sink json lines parse with received_at, source, host and message
     c.format = file_format::json;
     file_sink sink("archive", batching(), c, dir.path(), {"app", "sys"});
 
-    auto plain = make_batch(0, {"hello \"world\"", "tab\there \x01 \xc0\xaf"},
+    auto plain = batch_of_lines(0, {"hello \"world\"", "tab\there \x01 \xc0\xaf"},
                             1'700'000'000'123'456'789, "10.0.0.7");
     // A decoded batch: the first event has every column, the second nothing but a nil host.
     auto decoded = std::make_shared<batch>(1);
@@ -278,19 +270,19 @@ TEST_CASE("file sink reopens its files on request, after a rename", "[file_sink]
     const fs::path live = dir.path() / "app.log";
     const fs::path rotated = dir.path() / "app.log.1";
 
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"before"})}) == write_status::ok);
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"before"})}) == write_status::ok);
     fs::rename(live, rotated);
     // Until reopened, the sink writes on to the file it holds, now renamed.
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"held"})}) == write_status::ok);
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"held"})}) == write_status::ok);
     CHECK_FALSE(fs::exists(live));
     CHECK(slurp(rotated) == "before\nheld\n");
 
     sink.request_reopen();
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"after"})}) == write_status::ok);
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"after"})}) == write_status::ok);
     CHECK(slurp(live) == "after\n");
     CHECK(slurp(rotated) == "before\nheld\n");
 
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"again"})}) == write_status::ok);
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"again"})}) == write_status::ok);
     CHECK(slurp(live) == "after\nagain\n");
 }
 
@@ -302,7 +294,7 @@ TEST_CASE("file sink retries a path it cannot open, and the retry writes each li
         { std::ofstream(dir.path() / "blocker") << "not a directory"; }
         file_sink sink("archive", batching(), text_at("blocker/sub/out.log"), dir.path(),
                        {"app"});
-        const std::vector<batch_ptr> batches = {make_batch(0, {"x1", "x2"})};
+        const std::vector<batch_ptr> batches = {batch_of_lines(0, {"x1", "x2"})};
         CHECK(sink.write(batches) == write_status::retry);
         CHECK(sink.write(batches) == write_status::retry);
         CHECK(sluice::read(sink.counters().errors_total) == 2);
@@ -329,9 +321,9 @@ TEST_CASE("file sink retries a path it cannot open, and the retry writes each li
             { std::ofstream(dir.path() / "bad") << "a file"; }
 
             file_sink sink("archive", batching(), c, dir.path(), {"good", "bad"});
-            const std::vector<batch_ptr> batches = {make_batch(0, {"g1", "g2"}),
-                                                    make_batch(1, {"b1"}),
-                                                    make_batch(0, {"g3"})};
+            const std::vector<batch_ptr> batches = {batch_of_lines(0, {"g1", "g2"}),
+                                                    batch_of_lines(1, {"b1"}),
+                                                    batch_of_lines(0, {"g3"})};
             CHECK(sink.write(batches) == write_status::retry);
             CHECK(slurp(dir.path() / "good" / "out.log") == "old\n");
             CHECK(sink.write(batches) == write_status::retry);

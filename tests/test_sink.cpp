@@ -18,6 +18,7 @@
 
 #include "queue/bounded_queue.h"
 #include "sinks/sink.h"
+#include "tests/test_support.h"
 
 using namespace std::chrono_literals;
 using sluice::batch;
@@ -31,6 +32,9 @@ using sluice::write_status;
 using clk = std::chrono::steady_clock;
 
 namespace {
+
+using sluice::test::eventually;
+using sluice::test::watchdog;
 
 constexpr uint64_t unlimited = uint64_t{1} << 40;
 
@@ -161,48 +165,6 @@ private:
     const bounded_queue* queue_ = nullptr;
     size_t id_ = 0;
 };
-
-// Fails the process with a message if not dismissed in time: a hang is reported, not waited
-// out.
-class watchdog {
-public:
-    explicit watchdog(std::string what, std::chrono::seconds limit = 30s)
-        : what_(std::move(what)), thread_([this, limit] {
-              std::unique_lock lock(mutex_);
-              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-                  std::fprintf(stderr, "watchdog: %s did not finish in %lld s.\n", what_.c_str(),
-                               static_cast<long long>(limit.count()));
-                  std::abort();
-              }
-          }) {}
-    ~watchdog() {
-        {
-            std::lock_guard lock(mutex_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
-    }
-
-private:
-    std::string what_;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::thread thread_;
-};
-
-template <class Pred>
-bool eventually(Pred done, std::chrono::milliseconds limit = 10s) {
-    const auto until = clk::now() + limit;
-    while (!done()) {
-        if (clk::now() > until) {
-            return false;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
 
 queue_config big_queue() {
     queue_config c;
@@ -448,7 +410,7 @@ TEST_CASE("abort during a retry backoff ends the sink thread", "[sink]") {
 TEST_CASE("abort ends an idle sink, however soon after start", "[sink]") {
     // Races abort against the sink thread entering its wait on the queue: a wake-up that
     // arrives just before the wait must not be lost.
-    watchdog dog("abort of idle sinks", 60s);
+    watchdog dog("abort of idle sinks", {}, 60s);
     for (int i = 0; i < 300; ++i) {
         bounded_queue q(big_queue(), 1, {{true}});
         counting_sink k(limits(unlimited));
@@ -519,7 +481,7 @@ TEST_CASE("a sink writes only the sources it takes", "[sink]") {
 }
 
 TEST_CASE("a sink writes every line once and in order through retries and delays", "[sink]") {
-    watchdog dog("many batches", 60s);
+    watchdog dog("many batches", {}, 60s);
     queue_config cfg;
     cfg.max_events = 64;  // small: the producer meets `full` and waits for room
     bounded_queue q(cfg, 1, {{true}});

@@ -20,6 +20,7 @@
 #include "queue/event.h"
 #include "sinks/sqlite_sink.h"
 #include "tests/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using sluice::test::temp_dir;
@@ -31,6 +32,8 @@ using sluice::sqlite_sink_config;
 using sluice::write_status;
 
 namespace {
+
+using sluice::test::batch_of_lines;
 
 // A second connection to the sink's database, for reading back and for holding locks.
 class reader {
@@ -101,17 +104,6 @@ std::vector<std::string> show(const std::vector<row>& rows) {
     return out;
 }
 const std::nullopt_t null = std::nullopt;
-
-batch_ptr make_batch(sluice::source_id source, const std::vector<std::string>& lines,
-                     int64_t received_ns, std::string host = "") {
-    auto b = std::make_shared<batch>(source);
-    for (const auto& l : lines) {
-        b->add_line(l);
-    }
-    b->received_ns = received_ns;
-    b->host = std::move(host);
-    return b;
-}
 
 sqlite_sink_config db_config(std::string table = "logs") {
     sqlite_sink_config c;
@@ -191,7 +183,7 @@ TEST_CASE("sqlite sink creates the SPEC schema in a WAL database", "[sqlite_sink
     REQUIRE(sink.checkpointer() != nullptr);
 
     // Opening again keeps the table and its rows.
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"kept"}, 1)}) == write_status::ok);
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"kept"}, 1)}) == write_status::ok);
     sqlite_sink again("db2", {}, db_config(), dir.path(), {"app"});
     CHECK(r.scalar("SELECT count(*) FROM logs") == "1");
 }
@@ -206,8 +198,8 @@ TEST_CASE("sqlite sink checkpoints on its own thread and keeps the WAL bounded",
     const std::string line(999, 'x');
     uintmax_t largest_wal = 0;
     for (int i = 0; i < 100; ++i) {
-        REQUIRE(sink.write(std::vector<batch_ptr>{
-                    make_batch(0, std::vector<std::string>(1000, line), i)}) == write_status::ok);
+        REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(
+                    0, std::vector<std::string>(1000, line), i)}) == write_status::ok);
         std::error_code ec;
         largest_wal = std::max(largest_wal, fs::file_size(wal, ec));
     }
@@ -225,9 +217,9 @@ TEST_CASE("sqlite sink writes one row per event", "[sqlite_sink]") {
     temp_dir dir;
     sqlite_sink sink("db", {}, db_config(), dir.path(), {"app", "web"});
     const std::vector<batch_ptr> batches = {
-        make_batch(0, {"first", "", "quote ' and \"double\""}, 1'700'000'000'123'456'789,
+        batch_of_lines(0, {"first", "", "quote ' and \"double\""}, 1'700'000'000'123'456'789,
                    "10.0.0.1"),
-        make_batch(1, {"from web"}, -5),
+        batch_of_lines(1, {"from web"}, -5),
     };
     REQUIRE(sink.write(batches) == write_status::ok);
     reader r(dir.path() / "db" / "logs.db");
@@ -260,8 +252,8 @@ TEST_CASE("sqlite sink fills decoded columns and resets them for plain batches",
 
     SECTION("in one write") {
         const std::vector<batch_ptr> batches = {make_decoded("peer"),
-                                                make_batch(0, {"plain a"}, 3000, "10.9.9.9"),
-                                                make_batch(0, {"plain b"}, 4000)};
+                                                batch_of_lines(0, {"plain a"}, 3000, "10.9.9.9"),
+                                                batch_of_lines(0, {"plain b"}, 4000)};
         REQUIRE(sink.write(batches) == write_status::ok);
         reader r(dir.path() / "db" / "logs.db");
         CHECK(show(r.rows(all_columns)) ==
@@ -269,15 +261,15 @@ TEST_CASE("sqlite sink fills decoded columns and resets them for plain batches",
     }
     SECTION("in separate writes") {
         REQUIRE(sink.write(std::vector<batch_ptr>{make_decoded("")}) == write_status::ok);
-        REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"plain b"}, 4000)}) ==
+        REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"plain b"}, 4000)}) ==
                 write_status::ok);
         REQUIRE(sink.write(std::vector<batch_ptr>{make_decoded("peer")}) == write_status::ok);
-        REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"plain a"}, 3000, "10.9.9.9")}) ==
-                write_status::ok);
+        REQUIRE(sink.write(std::vector<batch_ptr>{
+                    batch_of_lines(0, {"plain a"}, 3000, "10.9.9.9")}) == write_status::ok);
         reader r(dir.path() / "db" / "logs.db");
         CHECK(show(r.rows(all_columns)) ==
-              show(std::vector<row>{decoded_bare_nopeer, decoded_full, plain_b,
-                                    decoded_bare_peer, decoded_full, plain_a}));
+              show(std::vector<row>{decoded_bare_nopeer, decoded_full, plain_b, decoded_bare_peer,
+                                    decoded_full, plain_a}));
     }
     SECTION("after a failed decoded write") {
         // A trigger fails the decoded batch's second insert after it bound every column: the
@@ -285,11 +277,11 @@ TEST_CASE("sqlite sink fills decoded columns and resets them for plain batches",
         reader admin(dir.path() / "db" / "logs.db");
         admin.exec("CREATE TRIGGER boom BEFORE INSERT ON logs WHEN new.message = "
                    "'the body' BEGIN SELECT RAISE(ABORT, 'scripted failure'); END");
-        CHECK(sink.write(std::vector<batch_ptr>{make_batch(0, {"plain a"}, 3000, "10.9.9.9"),
+        CHECK(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"plain a"}, 3000, "10.9.9.9"),
                                                 make_decoded("peer")}) == write_status::fatal);
         CHECK(admin.scalar("SELECT count(*) FROM logs") == "0");  // nothing half-written
         admin.exec("DROP TRIGGER boom");
-        REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"plain b"}, 4000)}) ==
+        REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"plain b"}, 4000)}) ==
                 write_status::ok);
         reader r(dir.path() / "db" / "logs.db");
         CHECK(show(r.rows(all_columns)) == show(std::vector<row>{plain_b}));
@@ -303,7 +295,7 @@ TEST_CASE("sqlite sink retries a locked database and then writes every row exact
     reader locker(dir.path() / "db" / "logs.db");
 
     // Some rows already there, which must not be touched.
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"pre"}, 1)}) == write_status::ok);
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"pre"}, 1)}) == write_status::ok);
 
     std::vector<batch_ptr> batches;
     std::map<std::string, int> expected;
@@ -313,7 +305,7 @@ TEST_CASE("sqlite sink retries a locked database and then writes every row exact
             lines.push_back("b" + std::to_string(i) + "-" + std::to_string(k));
             expected[lines.back()] = 1;
         }
-        batches.push_back(make_batch(static_cast<sluice::source_id>(i % 2), lines, 100 + i));
+        batches.push_back(batch_of_lines(static_cast<sluice::source_id>(i % 2), lines, 100 + i));
     }
     batches.push_back(make_decoded("peer"));
     expected["the body"] = 1;
@@ -342,7 +334,7 @@ TEST_CASE("sqlite sink retries a locked database and then writes every row exact
     // A reader's open transaction (WAL) does not block the writer.
     r.exec("BEGIN");
     CHECK(r.scalar("SELECT count(*) FROM logs") == std::to_string(1 + expected.size()));
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"during read"}, 9)}) ==
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"during read"}, 9)}) ==
             write_status::ok);
     r.exec("COMMIT");
     CHECK(r.scalar("SELECT count(*) FROM logs WHERE message = 'during read'") == "1");
@@ -354,9 +346,9 @@ TEST_CASE("sqlite sink with fts builds a working FTS5 index", "[sqlite_sink]") {
     c.fts = true;
     sqlite_sink sink("db", {}, c, dir.path(), {"app"});
     REQUIRE(sink.write(std::vector<batch_ptr>{
-                make_batch(0, {"disk full on node7", "all good", "node7 rebooted"}, 1),
+                batch_of_lines(0, {"disk full on node7", "all good", "node7 rebooted"}, 1),
                 make_decoded("peer")}) == write_status::ok);
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(0, {"another disk warning"}, 2)}) ==
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"another disk warning"}, 2)}) ==
             write_status::ok);
 
     reader r(dir.path() / "db" / "logs.db");

@@ -17,6 +17,7 @@
 #include "common/sqlite_handle.h"
 #include "sinks/wal_checkpointer.h"
 #include "tests/temp_dir.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using sluice::sqlite_db;
@@ -25,6 +26,8 @@ using sluice::wal_checkpointer;
 using sluice::test::temp_dir;
 
 namespace {
+
+using sluice::test::eventually;
 
 constexpr uint64_t page_size = 4096;  // SQLite's default, which these databases keep
 
@@ -64,19 +67,6 @@ struct wal_db {
     sqlite_db db = open_wal_db(path);
     sluice::sqlite_stmt insert = db.prepare("INSERT INTO t (v) VALUES (?1)");
 };
-
-// Polls `done` every 2 ms until it holds or 10 s have passed; returns whether it held.
-template <class Done>
-bool eventually(Done done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
-}
 
 uintmax_t file_size_or_zero(const fs::path& p) {
     std::error_code ec;

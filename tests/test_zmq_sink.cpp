@@ -25,6 +25,7 @@
 
 #include "queue/event.h"
 #include "sinks/zmq_sink.h"
+#include "tests/test_support.h"
 
 using namespace std::chrono_literals;
 using sluice::batch;
@@ -36,38 +37,8 @@ using sluice::zmq_sink_format;
 
 namespace {
 
-// Fails the process with a message if not dismissed in time: a hang is reported, not waited
-// out. `state` says what the test saw so far.
-class watchdog {
-public:
-    explicit watchdog(std::string what, std::function<std::string()> state = {},
-                      std::chrono::seconds limit = 30s)
-        : what_(std::move(what)), state_(std::move(state)), thread_([this, limit] {
-              std::unique_lock lock(mutex_);
-              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-                  std::fprintf(stderr, "watchdog: %s did not finish in %lld s (%s).\n",
-                               what_.c_str(), static_cast<long long>(limit.count()),
-                               state_ ? state_().c_str() : "");
-                  std::abort();
-              }
-          }) {}
-    ~watchdog() {
-        {
-            std::lock_guard lock(mutex_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
-    }
-
-private:
-    std::string what_;
-    std::function<std::string()> state_;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::thread thread_;
-};
+using sluice::test::batch_of_lines;
+using sluice::test::watchdog;
 
 // A PULL socket bound to 127.0.0.1 on a port the kernel picks.
 struct puller {
@@ -102,17 +73,6 @@ std::vector<std::vector<std::string>> receive(std::vector<puller*> pullers, size
     return got;
 }
 
-batch_ptr make_batch(sluice::source_id source, const std::vector<std::string>& lines,
-                     int64_t received_ns = 1'700'000'000'000'000'000, std::string host = "") {
-    auto b = std::make_shared<batch>(source);
-    for (const auto& l : lines) {
-        b->add_line(l);
-    }
-    b->received_ns = received_ns;
-    b->host = std::move(host);
-    return b;
-}
-
 }  // namespace
 
 TEST_CASE("zmq sink pushes every frame exactly once across two peers", "[zmq_sink]") {
@@ -132,9 +92,9 @@ TEST_CASE("zmq sink pushes every frame exactly once across two peers", "[zmq_sin
             lines.push_back("m" + std::to_string(i) + "-" + std::to_string(k));
             expected[lines.back()] = 1;
         }
-        batches.push_back(make_batch(static_cast<sluice::source_id>(i % 2), lines));
+        batches.push_back(batch_of_lines(static_cast<sluice::source_id>(i % 2), lines));
     }
-    batches.push_back(make_batch(0, {""}));  // an empty line is an empty frame
+    batches.push_back(batch_of_lines(0, {""}));  // an empty line is an empty frame
     expected[""] = 1;
     REQUIRE(sink.write(batches) == write_status::ok);
 
@@ -149,7 +109,7 @@ TEST_CASE("zmq sink pushes every frame exactly once across two peers", "[zmq_sin
     CHECK(sluice::read(sink.counters().events_total) == expected.size());
 
     // A second write reaches the peers too, each frame once.
-    REQUIRE(sink.write(std::vector<batch_ptr>{make_batch(1, {"late-1", "late-2"})}) ==
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(1, {"late-1", "late-2"})}) ==
             write_status::ok);
     const auto more = receive({&a, &b}, 2);
     std::map<std::string, int> seen_more;
@@ -182,7 +142,7 @@ TEST_CASE("zmq sink with newline framing packs whole events into frames of about
             lines.push_back(line);
             expected.push_back(line);
         }
-        batches.push_back(make_batch(0, lines));
+        batches.push_back(batch_of_lines(0, lines));
     }
     REQUIRE(sink.write(batches) == write_status::ok);
 
@@ -227,9 +187,9 @@ TEST_CASE("zmq sink json frames parse", "[zmq_sink]") {
     m.topic = {0, 6, true};
     decoded->meta().push_back(m);
 
-    const std::vector<batch_ptr> batches = {
-        make_batch(0, {"hello \"there\"", "ctl \x01\x80"}, 1'700'000'000'123'456'789, "10.0.0.1"),
-        decoded};
+    const std::vector<batch_ptr> batches = {batch_of_lines(0, {"hello \"there\"", "ctl \x01\x80"},
+                                                           1'700'000'000'123'456'789, "10.0.0.1"),
+                                            decoded};
     REQUIRE(sink.write(batches) == write_status::ok);
     const auto got = receive({&a}, 3);
     REQUIRE(got[0].size() == 3);
@@ -291,7 +251,7 @@ TEST_CASE("zmq sink blocked on a peer that takes nothing returns retry on abort"
     for (int i = 0; i < 100; ++i) {
         lines.push_back("blocked-" + std::to_string(i));
     }
-    const std::vector<batch_ptr> batches = {make_batch(0, lines)};
+    const std::vector<batch_ptr> batches = {batch_of_lines(0, lines)};
 
     std::atomic<int> result{-1};  // -1: write() has not returned
     std::atomic<bool> aborted{false};
