@@ -210,16 +210,19 @@ double fraction(uint64_t part, uint64_t whole) {
     return whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole);
 }
 
-// The per-second rate of a counter between two snapshots `seconds` apart; nullopt when there
-// is no earlier figure or the counter went back (the instance restarted).
-std::optional<double> rate(std::optional<uint64_t> before, uint64_t now, double seconds) {
-    if (!before || seconds <= 0 || now < *before) {
+// The per-second growth of `counter` from `before` to `now`, `seconds` apart; nullopt when
+// there is no earlier item or the counter went back (the instance restarted).
+template <typename T>
+std::optional<double> rate(const T* before, const T& now, uint64_t T::*counter, double seconds) {
+    if (before == nullptr || seconds <= 0 || now.*counter < before->*counter) {
         return std::nullopt;
     }
-    return static_cast<double>(now - *before) / seconds;
+    return static_cast<double>(now.*counter - before->*counter) / seconds;
 }
 
 std::string format_rate(std::optional<double> r) { return r ? format_count(*r) : "-"; }
+
+std::string format_total(uint64_t v) { return format_count(static_cast<double>(v)); }
 
 template <typename T>
 const T* find_named(const std::vector<T>& items, const std::string& name) {
@@ -279,18 +282,13 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
         top_style::header);
     for (const auto& s : current.sources) {
         const top_source* old = before ? find_named(before->sources, s.name) : nullptr;
-        const auto events_rate =
-            rate(old ? std::optional(old->events_total) : std::nullopt, s.events_total, seconds);
-        const auto bytes_rate =
-            rate(old ? std::optional(old->bytes_total) : std::nullopt, s.bytes_total, seconds);
+        const auto bytes_rate = rate(old, s, &top_source::bytes_total, seconds);
         const bool dropping = old != nullptr && s.dropped_total() > old->dropped_total();
         add(fmt::format("{:<{}} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>6} {:>9.1f}", name(s.name),
-                        name_width, format_rate(events_rate),
+                        name_width, format_rate(rate(old, s, &top_source::events_total, seconds)),
                         bytes_rate ? fmt::format("{:.1f}", *bytes_rate / mib) : "-",
-                        format_count(static_cast<double>(s.events_total)),
-                        format_count(static_cast<double>(s.dropped_total())),
-                        format_count(static_cast<double>(s.truncated_total)),
-                        format_count(static_cast<double>(s.decode_errors_total)),
+                        format_total(s.events_total), format_total(s.dropped_total()),
+                        format_total(s.truncated_total), format_total(s.decode_errors_total),
                         s.paused ? "yes" : "no", s.backpressure_seconds_total),
             dropping ? top_style::alert : top_style::normal);
     }
@@ -302,17 +300,13 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
         top_style::header);
     for (const auto& s : current.sinks) {
         const top_sink* old = before ? find_named(before->sinks, s.name) : nullptr;
-        const auto events_rate =
-            rate(old ? std::optional(old->events_total) : std::nullopt, s.events_total, seconds);
         const bool erring = old != nullptr && s.errors_total > old->errors_total;
         add(fmt::format("{:<{}} {:>9} {:>9} {:>9} {:>10} {:>9.1f} {:>8.1f} {:>7} {:>7}  {}",
-                        name(s.name), name_width, format_rate(events_rate),
-                        format_count(static_cast<double>(s.events_total)),
-                        format_count(static_cast<double>(s.batches_total)),
-                        format_count(static_cast<double>(s.lag_events)),
-                        static_cast<double>(s.lag_bytes) / mib, s.lag_seconds,
-                        format_count(static_cast<double>(s.errors_total)),
-                        format_count(static_cast<double>(s.retries_total)),
+                        name(s.name), name_width,
+                        format_rate(rate(old, s, &top_sink::events_total, seconds)),
+                        format_total(s.events_total), format_total(s.batches_total),
+                        format_total(s.lag_events), static_cast<double>(s.lag_bytes) / mib,
+                        s.lag_seconds, format_total(s.errors_total), format_total(s.retries_total),
                         s.failed ? "FAILED" : (erring ? "retrying" : "ok")),
             s.failed || erring ? top_style::alert : top_style::normal);
     }
