@@ -58,7 +58,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build-release")
 HELPERS = os.path.join(BUILD, "bench")
 SLUICE = os.path.join(BUILD, "sluice")
-LOGS = os.path.normpath(os.path.join(ROOT, "..", "shared", "real_logs"))
+LOGS = os.path.join(ROOT, "tests", "data", "real_logs")
 
 LINES = int(os.environ.get("LINES", "2000000"))
 UDP_DATAGRAMS = int(os.environ.get("UDP_DATAGRAMS", "1000000"))

@@ -2,7 +2,7 @@
 // udp_loadgen so that every scenario sends the same lines.
 //
 // Line i of the text format: a 10-digit sequence number, a space, then source line i mod n of
-// ../shared/real_logs/*.log (files in name order); cut to 250 bytes, or padded to 80 by
+// tests/data/real_logs/*.log (files in name order); cut to 250 bytes, or padded to 80 by
 // repeating the source text after " | ". Every line is distinct; deterministic for a given log
 // set. The other formats wrap that same text line:
 //   json        {"ts":"2026-11-26T08:00:00.000123Z","level":"info","msg":"<text line>"}

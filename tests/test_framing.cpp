@@ -153,26 +153,12 @@ std::string octet(std::string_view payload) {
 }
 
 lines_t read_log_lines(std::string& raw) {
-    const std::string path = SLUICE_SOURCE_DIR "/../shared/real_logs/Linux_2k.log";
+    const std::string path = SLUICE_SOURCE_DIR "/tests/data/real_logs/Linux_2k.log";
     std::ifstream in(path, std::ios::binary);
-    if (in) {
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        raw = ss.str();
-    } else {
-        // No shared/ beside the checkout: synthetic lines of the same shape (CRLF, the last
-        // line unterminated).
-        raw.clear();
-        std::mt19937 rng(7);
-        for (int i = 0; i < 2000; ++i) {
-            raw += "Jun 14 15:16:01 combo sshd(pam_unix)[" + std::to_string(19939 + i) +
-                   "]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= " +
-                   std::string(rng() % 60, 'x');
-            if (i != 1999) {
-                raw += "\r\n";
-            }
-        }
-    }
+    REQUIRE(in);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    raw = ss.str();
     return reference_newline(raw, 1 << 20).lines;
 }
 

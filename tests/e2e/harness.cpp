@@ -129,7 +129,7 @@ const std::vector<std::string>& real_log_lines() {
     static const std::vector<std::string> lines = [] {
         std::vector<std::string> out;
         const std::filesystem::path dir =
-            std::filesystem::path(SLUICE_SOURCE_DIR) / ".." / "shared" / "real_logs";
+            std::filesystem::path(SLUICE_SOURCE_DIR) / "tests" / "data" / "real_logs";
         std::vector<std::filesystem::path> files;
         for (const auto& entry : std::filesystem::directory_iterator(dir)) {
             if (entry.path().extension() == ".log") {
@@ -152,7 +152,7 @@ const std::vector<std::string>& real_log_lines() {
         return out;
     }();
     if (lines.empty()) {
-        fail("no real log lines found under " SLUICE_SOURCE_DIR "/../shared/real_logs");
+        fail("no real log lines found under " SLUICE_SOURCE_DIR "/tests/data/real_logs");
     }
     return lines;
 }

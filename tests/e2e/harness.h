@@ -40,7 +40,7 @@ int64_t unix_now_ns();
 
 // ---- test data ---------------------------------------------------------------------------
 
-// Every non-empty line of ../shared/real_logs/*.log, trailing '\r' stripped (cached).
+// Every non-empty line of tests/data/real_logs/*.log, trailing '\r' stripped (cached).
 const std::vector<std::string>& real_log_lines();
 // A distinct line: "PREFIX-NNNNNNN REAL_LINE", deterministic in (prefix, seq). With
 // `exact_length` > 0 the line is cut or padded (by repeating real text) to that many bytes.
