@@ -11,6 +11,8 @@ namespace sluice {
 namespace {
 
 constexpr size_t max_sinks = 64;
+// Finished entries held back behind an unfinished one before the log is compacted.
+constexpr size_t compact_min_finished = 256;
 
 }  // namespace
 
@@ -21,7 +23,8 @@ bounded_queue::bounded_queue(queue_config config, size_t source_count,
                                         config.low_watermark)),
       low_bytes_(static_cast<uint64_t>(static_cast<double>(config.max_bytes) *
                                        config.low_watermark)),
-      dropped_(source_count) {
+      dropped_(source_count),
+      ledger_(source_count) {
     if (sink_inputs.size() > max_sinks) {
         throw error("the queue serves at most 64 sinks");
     }
@@ -46,17 +49,33 @@ void bounded_queue::publish_guesses() {
     blocked_guess_.store(blocked_, std::memory_order_relaxed);
 }
 
+void bounded_queue::settle_unqueued(const batch& b) {
+    if (b.position >= 0) {
+        settled_.emplace_back(b.source(), ledger_.open(b.source(), b.stream, b.position));
+    }
+}
+
+void bounded_queue::acknowledge(std::vector<std::pair<source_id, delivery_ticket>>& settled) {
+    if (!settled.empty()) {
+        ledger_.settle(settled);
+        settled.clear();
+    }
+}
+
 push_result bounded_queue::try_push(batch_ptr& b) {
     const uint64_t events = b->event_count();
     const uint64_t bytes = b->cost_bytes();
     const source_id source = b->source();
     bool notify = false;
+    std::vector<std::pair<source_id, delivery_ticket>> settled;
+    push_result result = push_result::ok;
     {
         std::lock_guard lock(mutex_);
         if (closed_) {
             return push_result::closed;
         }
         const bool empty = events_ == 0 && bytes_ == 0;
+        bool drop = false;
         if (!empty && (over_limit(events_ + events, bytes_ + bytes) ||
                        (config_.when_full == overflow_policy::block && blocked_))) {
             switch (config_.when_full) {
@@ -68,52 +87,55 @@ push_result bounded_queue::try_push(batch_ptr& b) {
                     evict_for(events, bytes);
                     pop_finished();
                     // An emptied queue admits any batch: refusing it now would lose both.
-                    if ((events_ == 0 && bytes_ == 0) ||
-                        !over_limit(events_ + events, bytes_ + bytes)) {
-                        break;
-                    }
-                    [[fallthrough]];
+                    drop = (events_ != 0 || bytes_ != 0) &&
+                           over_limit(events_ + events, bytes_ + bytes);
+                    break;
                 case overflow_policy::drop_newest:
-                    dropped_[source][static_cast<size_t>(drop_reason::queue_full)].fetch_add(
-                        events, std::memory_order_relaxed);
-                    if (b->position >= 0) {
-                        // An empty entry reports the dropped batch's position in its turn, so a
-                        // file offset never moves past batches still queued before it.
-                        entries_.push_back(entry{next_seq_++, nullptr, 0, 0, 0, b->received_ns,
-                                                 b->position, source});
-                        pop_finished();
-                    }
-                    publish_guesses();
-                    b.reset();
-                    return push_result::dropped;
+                    drop = true;
+                    break;
             }
         }
-        uint64_t pending = 0;
-        for (size_t k = 0; k < sinks_.size(); ++k) {
-            if (sinks_[k].inputs[source]) {
-                pending |= uint64_t{1} << k;
-                sinks_[k].lag_events += events;
-                sinks_[k].lag_bytes += bytes;
-            }
-        }
-        entries_.push_back(entry{next_seq_++, nullptr, pending, events, bytes, b->received_ns,
-                                 b->position, source});
-        if (pending != 0) {
-            entries_.back().batch = std::move(b);
-            events_ += events;
-            bytes_ += bytes;
-        } else {
-            // No sink takes this source: it is done as soon as it arrives.
+        if (drop) {
+            dropped_[source][static_cast<size_t>(drop_reason::queue_full)].fetch_add(
+                events, std::memory_order_relaxed);
+            // Settled at once; the ledger still acknowledges it only after the batches of its
+            // stream that were queued before it.
+            settle_unqueued(*b);
             b.reset();
-            pop_finished();
+            result = push_result::dropped;
+        } else {
+            uint64_t pending = 0;
+            for (size_t k = 0; k < sinks_.size(); ++k) {
+                if (sinks_[k].inputs[source]) {
+                    pending |= uint64_t{1} << k;
+                    sinks_[k].lag_events += events;
+                    sinks_[k].lag_bytes += bytes;
+                }
+            }
+            if (pending != 0) {
+                const bool positioned = b->position >= 0;
+                const delivery_ticket ticket =
+                    positioned ? ledger_.open(source, b->stream, b->position) : delivery_ticket{};
+                const int64_t received_ns = b->received_ns;
+                entries_.push_back(entry{next_seq_++, std::move(b), pending, events, bytes,
+                                         received_ns, ticket, positioned, source});
+                events_ += events;
+                bytes_ += bytes;
+            } else {
+                // No sink takes this source: it is done as soon as it arrives.
+                settle_unqueued(*b);
+                b.reset();
+            }
+            notify = waiting_readers_ != 0 && pending != 0;
         }
         publish_guesses();
-        notify = waiting_readers_ != 0 && pending != 0;
+        settled.swap(settled_);
     }
+    acknowledge(settled);
     if (notify) {
         readable_.notify_all();
     }
-    return push_result::ok;
+    return result;
 }
 
 size_t bounded_queue::index_after(uint64_t seq) const {
@@ -184,17 +206,30 @@ void bounded_queue::settle(entry& e, size_t sink) {
         events_ -= e.events;
         bytes_ -= e.bytes;
         e.batch.reset();
+        ++finished_;
+        if (e.positioned) {
+            settled_.emplace_back(e.source, e.ticket);
+        }
     }
 }
 
 void bounded_queue::pop_finished() {
     while (!entries_.empty() && entries_.front().pending == 0) {
-        const entry& e = entries_.front();
-        if (delivered_cb_ && e.position >= 0) {
-            delivered_cb_(e.source, e.position);
-        }
         entries_.pop_front();
+        --finished_;
     }
+    // A sink stuck on one entry would otherwise keep every later finished entry (of sources it
+    // does not even take) in the log. Removing them keeps the log sorted by seq, so cursors and
+    // index_after still work; doing it only once they are the majority keeps it O(1) amortized.
+    if (finished_ > compact_min_finished && finished_ * 2 > entries_.size()) {
+        std::erase_if(entries_, [](const entry& e) { return e.pending == 0; });
+        finished_ = 0;
+    }
+}
+
+size_t bounded_queue::entry_count() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
 }
 
 void bounded_queue::evict_for(uint64_t events, uint64_t bytes) {
@@ -223,6 +258,7 @@ void bounded_queue::evict_for(uint64_t events, uint64_t bytes) {
 
 void bounded_queue::commit(size_t sink, uint64_t cursor) {
     bool resume = false;
+    std::vector<std::pair<source_id, delivery_ticket>> settled;
     {
         std::lock_guard lock(mutex_);
         auto& s = sinks_[sink];
@@ -243,7 +279,9 @@ void bounded_queue::commit(size_t sink, uint64_t cursor) {
             resume = true;
         }
         publish_guesses();
+        settled.swap(settled_);
     }
+    acknowledge(settled);
     if (resume && resume_cb_) {
         resume_cb_();
     }

@@ -1,7 +1,8 @@
 // bounded_queue: an ordered log of batches with one cursor per sink.
 // Producers (the io thread) call try_push, which never blocks. Each sink thread reads past
 // its own cursor with read_until and commits what it wrote; a batch is freed once every sink
-// that takes its source has committed it. All members are thread-safe.
+// that takes its source has committed it; a batch that carries a delivery position is then
+// acknowledged to its source through the delivery ledger. All members are thread-safe.
 #pragma once
 
 #include <array>
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <vector>
 
+#include "queue/delivery_ledger.h"
 #include "queue/event.h"
 #include "queue/overflow_policy.h"
 
@@ -71,12 +73,20 @@ public:
     // Called without the lock held, on whichever thread's commit took the fill under the low
     // watermark after try_push said `full`. Set before the first push.
     void set_resume_callback(std::function<void()> cb) { resume_cb_ = std::move(cb); }
-    // Called with the queue's lock held (so strictly in sequence order; it must not call back
-    // into the queue), for every freed batch that carries a position (written by every sink
-    // that takes it, or dropped): the source's delivery position. Set before the first push.
-    void set_delivered_callback(std::function<void(source_id, int64_t position)> cb) {
-        delivered_cb_ = std::move(cb);
+    // Delivery acknowledgements. A batch pushed with a position (>= 0) is settled once every
+    // sink that takes its source has committed it, or once it is dropped or evicted; the
+    // source then takes, per stream, the newest position before which everything is settled.
+    // `cb` is called without the queue's lock, on the settling thread, once per source until
+    // that source calls take_deliveries. Set before the first push.
+    void set_delivery_callback(std::function<void(source_id)> cb) {
+        ledger_.set_notify(std::move(cb));
     }
+    // Any thread (the source's own, typically): see delivery_ledger::take.
+    size_t take_deliveries(source_id source, std::vector<delivery>& out) {
+        return ledger_.take(source, out);
+    }
+    // Positioned batches of `source` pushed and not yet acknowledged.
+    uint64_t unacknowledged(source_id source) const { return ledger_.open_count(source); }
 
     // Sink thread `sink` only. Appends batches after `cursor` that the sink takes, whole, until
     // at least `max_events` events or `max_bytes` bytes are appended, and advances `cursor`
@@ -107,6 +117,9 @@ public:
     }
     // Events dropped so far, by source and reason.
     uint64_t dropped(source_id source, drop_reason reason) const;
+    // Entries in the ordered log, finished ones not yet compacted away included: bounded by
+    // about twice the live batches, whatever a stuck sink holds back.
+    size_t entry_count() const;
     const queue_config& config() const { return config_; }
     size_t sink_count() const { return sinks_.size(); }
 
@@ -118,7 +131,8 @@ private:
         uint64_t events;
         uint64_t bytes;
         int64_t received_ns;
-        int64_t position;
+        delivery_ticket ticket;
+        bool positioned;  // holds a ticket of the ledger
         source_id source;
     };
     struct sink_state {
@@ -134,9 +148,14 @@ private:
     bool under_low_watermark() const;
     // Marks `e` done for `sink`; frees its batch when no sink is left. Lock held.
     void settle(entry& e, size_t sink);
+    // Opens a ticket for `b` and settles it at once (dropped, or no sink takes it). Lock held.
+    void settle_unqueued(const batch& b);
+    // Hands the tickets settled under the lock to the ledger; lock not held.
+    void acknowledge(std::vector<std::pair<source_id, delivery_ticket>>& settled);
     // Drops evictable entries until `events`/`bytes` more fit. Lock held.
     void evict_for(uint64_t events, uint64_t bytes);
-    // Pops finished entries off the front, reporting their positions. Lock held.
+    // Pops finished entries off the front, and compacts the log when most of what a stuck entry
+    // holds back behind it is finished. Lock held.
     void pop_finished();
     void publish_guesses();
     size_t index_after(uint64_t seq) const;
@@ -149,6 +168,7 @@ private:
     std::deque<entry> entries_;
     std::vector<sink_state> sinks_;
     uint64_t next_seq_ = 1;
+    size_t finished_ = 0;  // entries with nothing pending, still in entries_
     uint64_t events_ = 0;  // live (not yet freed) events and bytes
     uint64_t bytes_ = 0;
     bool blocked_ = false;
@@ -161,7 +181,8 @@ private:
     std::atomic<uint64_t> bytes_guess_{0};
     std::atomic<bool> blocked_guess_{false};
     std::function<void()> resume_cb_;
-    std::function<void(source_id, int64_t)> delivered_cb_;
+    delivery_ledger ledger_;
+    std::vector<std::pair<source_id, delivery_ticket>> settled_;  // lock held; see acknowledge
 };
 
 }  // namespace sluice

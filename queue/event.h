@@ -163,7 +163,9 @@ public:
     int64_t received_ns = 0;  // unix ns when the source read these bytes
     std::string origin;       // peer "ip:port", file path, endpoint
     std::string host;         // peer address for the `host` column
-    int64_t position = -1;    // source-defined delivery position (file offset past the batch)
+    int64_t position = -1;    // source-defined delivery position (file offset past the batch);
+                              //   >= 0: acknowledged to the source once delivered
+    uint32_t stream = 0;      // the source's stream the position belongs to (a file)
 
 private:
     source_id source_;
