@@ -172,14 +172,27 @@ bool framer::frame_octet(batch& b, size_t& scan) {
 
 void framer::consume(batch& b) {
     size_t scan = framed_end_;
+    const size_t first = scan;
     const size_t size = b.buffer().size();
+    const size_t events_before = b.event_count();
+    size_t recorded = 0;
+    auto record = [&] {
+        // An over-long line's head is emitted before its newline arrives: its end is then where
+        // the scan stands, like any other.
+        while (ends_ != nullptr && b.event_count() - events_before > recorded) {
+            ends_->push_back(consumed_ + (scan - first));
+            ++recorded;
+        }
+    };
     while (scan < size) {
         const bool progressed =
             kind_ == framing::newline ? frame_line(b, scan) : frame_octet(b, scan);
+        record();
         if (!progressed) {
             break;
         }
     }
+    consumed_ += scan - first;
     // Move the unframed rest down against the framed events.
     const size_t rest = size - scan;
     if (scan != framed_end_ && rest != 0) {
@@ -199,6 +212,10 @@ void framer::carry_over(batch& from, batch& to) {
 void framer::finish(batch& b) {
     const size_t size = b.buffer().size();
     size_t start = framed_end_;
+    // Every pending byte is used up here, whether it makes an event or not; the framer can go
+    // on framing what the stream brings later (a file source flushing an unterminated line).
+    consumed_ += size - framed_end_;
+    scanned_ = 0;
     if (start == size || skip_to_newline_ || discard_ > 0) {
         b.buffer().resize(framed_end_);
         return;
@@ -230,6 +247,9 @@ void framer::finish(batch& b) {
     b.buffer().reserve(size + 1);
     emit(b, start, len);
     b.buffer().resize(framed_end_);
+    if (ends_ != nullptr) {
+        ends_->push_back(consumed_);
+    }
 }
 
 }  // namespace sluice

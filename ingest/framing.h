@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "queue/event.h"
 
@@ -42,11 +43,17 @@ public:
     // Moves the unframed rest from the end of `from` into `to`, leaving `from` sealed (its
     // buffer holds exactly its events).
     void carry_over(batch& from, batch& to);
-    // End of stream: the unframed rest, if any, becomes a last event.
+    // End of stream, or of a line that waited too long for its newline: the unframed rest, if
+    // any, becomes a last event. Framing may go on after it.
     void finish(batch& b);
 
     // Bytes of `b` not yet framed (the partial line or frame).
     size_t pending_bytes(const batch& b) const { return b.buffer().size() - framed_end_; }
+    // When set, every event framed from now on appends to `ends` the number of stream bytes
+    // consumed up to and including its raw line or frame (counted from the framer's start),
+    // so a file source knows the exact offset after each line despite '\r' stripping and
+    // truncation. Null (the default) records nothing.
+    void record_ends(std::vector<uint64_t>* ends) { ends_ = ends; }
     // Events cut to max_line_bytes since the last call.
     uint64_t take_truncated() {
         uint64_t n = truncated_;
@@ -68,6 +75,8 @@ private:
     size_t discard_ = 0;          // octet counting: bytes of an over-long frame still to skip
     bool skip_to_newline_ = false;  // the rest of an over-long line is being discarded
     uint64_t truncated_ = 0;
+    uint64_t consumed_ = 0;                 // stream bytes framed or skipped so far
+    std::vector<uint64_t>* ends_ = nullptr;  // see record_ends
 };
 
 }  // namespace sluice

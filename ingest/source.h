@@ -50,6 +50,13 @@ public:
     // io thread: the queue has room again; wakes everything waiting in push().
     void resume();
 
+    // io thread: the queue has delivery acknowledgements for this source (batches pushed with
+    // a position); take them with queue_.take_deliveries. Posted by the pipeline.
+    virtual void on_delivered() {}
+    // After every sink has ended (any thread, the io thread no longer running): take the last
+    // acknowledgements and make them durable (file offsets).
+    virtual void flush_acknowledgements() noexcept {}
+
 protected:
     // io thread: pushes `b`, waiting through `full` until the queue takes it. Counts events
     // and drops. Returns false if the queue is closed (the batch is then lost: only at exit).

@@ -154,7 +154,7 @@ public:
     uint64_t cost_bytes() const {
         return sizeof(batch) + buffer_.capacity() + events_.capacity() * sizeof(event_record) +
                meta_.capacity() * sizeof(event_meta) + extra_.capacity() + origin.capacity() +
-               host.capacity() + 32 /* shared_ptr control block */;
+               host.capacity() + file.capacity() + 32 /* shared_ptr control block */;
     }
     // Drops spare capacity when the batch uses less than half of it, so that a trickle of
     // short reads does not cost a full read buffer per event in the queue.
@@ -163,6 +163,7 @@ public:
     int64_t received_ns = 0;  // unix ns when the source read these bytes
     std::string origin;       // peer "ip:port", file path, endpoint
     std::string host;         // peer address for the `host` column
+    std::string file;         // a tailed file's path (the `file` column); else empty
     int64_t position = -1;    // source-defined delivery position (file offset past the batch);
                               //   >= 0: acknowledged to the source once delivered
     uint32_t stream = 0;      // the source's stream the position belongs to (a file)

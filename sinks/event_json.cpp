@@ -36,6 +36,10 @@ void append_event_json(std::string& out, const batch& b, size_t i, const std::st
     } else {
         append_json_string(out, host);
     }
+    if (!b.file.empty()) {
+        out += ",\"file\":";
+        append_json_string(out, b.file);
+    }
     out += ",\"message\":";
     append_json_string(out, b.message(i));
     if (m != nullptr) {

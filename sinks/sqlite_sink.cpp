@@ -52,6 +52,12 @@ sqlite_sink::sqlite_sink(std::string name, batch_config batch, sqlite_sink_confi
     const std::string what = "sink " + this->name() + ": " + path.string();
     db_.exec(sqlite_sql::pragmas, what);
     db_.exec(with_table(sqlite_sql::create_table, config_.table), what);
+    {
+        sqlite_stmt has_file = db_.prepare(with_table(sqlite_sql::has_file_column, config_.table));
+        if (sqlite3_step(has_file.get()) != SQLITE_ROW) {
+            db_.exec(with_table(sqlite_sql::add_file_column, config_.table), what);
+        }
+    }
     if (config_.fts) {
         db_.exec(with_table(sqlite_sql::create_fts, config_.table), what);
     }
@@ -90,6 +96,10 @@ void bind_text_or_null(sqlite3_stmt* stmt, int param, std::string_view v) {
     } else {
         sqlite3_bind_text(stmt, param, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     }
+}
+
+std::string_view empty_as_null(const std::string& s) {
+    return s.empty() ? std::string_view{} : std::string_view(s);
 }
 
 void bind_int_or_null(sqlite3_stmt* stmt, int param, int64_t v, bool null) {
@@ -160,12 +170,8 @@ write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
         sqlite3_bind_int64(insert, sqlite_sql::received_at, b->received_ns);
         sqlite3_bind_text(insert, sqlite_sql::source, source.data(),
                           static_cast<int>(source.size()), SQLITE_STATIC);
-        if (b->host.empty()) {
-            sqlite3_bind_null(insert, sqlite_sql::host);
-        } else {
-            sqlite3_bind_text(insert, sqlite_sql::host, b->host.data(),
-                              static_cast<int>(b->host.size()), SQLITE_STATIC);
-        }
+        bind_text_or_null(insert, sqlite_sql::host, empty_as_null(b->host));
+        bind_text_or_null(insert, sqlite_sql::file, empty_as_null(b->file));
         if (b->has_meta()) {
             rc = insert_decoded(*b);
         } else {

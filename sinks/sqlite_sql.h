@@ -20,6 +20,7 @@ constexpr std::string_view create_table = R"(CREATE TABLE IF NOT EXISTS {table} 
   received_at INTEGER NOT NULL,
   ts          INTEGER,
   source      TEXT NOT NULL,
+  file        TEXT,
   host        TEXT,
   severity    INTEGER,
   facility    INTEGER,
@@ -37,9 +38,14 @@ CREATE TRIGGER IF NOT EXISTS {table}_fts_insert AFTER INSERT ON {table} BEGIN
   INSERT INTO {table}_fts(rowid, message) VALUES (new.id, new.message);
 END;)";
 
+// A table made before the `file` column existed gets it (NULL for the rows it has).
+constexpr std::string_view has_file_column =
+    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = 'file'";
+constexpr std::string_view add_file_column = "ALTER TABLE {table} ADD COLUMN file TEXT";
+
 constexpr std::string_view insert =
     "INSERT INTO {table} (received_at, ts, source, host, severity, facility, app, procid, "
-    "msgid, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    "msgid, message, fields, file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 // Parameter numbers of `insert`.
 enum param : int {
@@ -54,6 +60,7 @@ enum param : int {
     msgid,
     message,
     fields,
+    file,
 };
 
 constexpr std::string_view begin = "BEGIN IMMEDIATE";

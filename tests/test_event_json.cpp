@@ -195,6 +195,16 @@ TEST_CASE("append_event_json writes the line and the decoded columns as one obje
         CHECK(std::string_view(o["message"]) == "hello \"world\"\t\xef\xbf\xbd");
         CHECK(o.size() == 4);
 
+        // A tailed file's events carry its path.
+        out.clear();
+        b.file = "/var/log/app/a.log";
+        sluice::append_event_json(out, b, 0, "app");
+        REQUIRE(parser.parse(simdjson::padded_string(out)).get_object().get(o) ==
+                simdjson::SUCCESS);
+        CHECK(std::string_view(o["file"]) == "/var/log/app/a.log");
+        CHECK(o.size() == 5);
+        b.file.clear();
+
         out.clear();
         b.host.clear();
         sluice::append_event_json(out, b, 1, "app");

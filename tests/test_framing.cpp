@@ -590,3 +590,33 @@ TEST_CASE("parse_framing knows both kinds", "[framing]") {
     CHECK_FALSE(sluice::parse_framing("octet").has_value());
     CHECK_FALSE(sluice::parse_framing("").has_value());
 }
+
+TEST_CASE("record_ends gives each line's end in the stream, across reads and a flush",
+          "[framing]") {
+    using sluice::batch;
+    sluice::framer f(sluice::framing::newline, 8);
+    std::vector<uint64_t> ends;
+    f.record_ends(&ends);
+    batch b(0, 256);
+    auto feed = [&](std::string_view bytes) {
+        b.buffer().append(bytes.data(), bytes.size());
+        f.consume(b);
+    };
+    // "ab\r\n" is 4 stream bytes for a 2-byte line; the 12-byte line is cut to 8, its head
+    // emitted before its newline comes and its rest ("89AB\n") skipped; "tail" waits for a
+    // newline, then is flushed.
+    feed("ab\r\nc\n0123456789");
+    CHECK(ends == std::vector<uint64_t>{4, 6, 16});
+    feed("AB\nxy\n");
+    CHECK(ends == std::vector<uint64_t>{4, 6, 16, 22});
+    feed("tail");
+    CHECK(ends.size() == 4);
+    f.finish(b);
+    CHECK(ends == std::vector<uint64_t>{4, 6, 16, 22, 26});
+    feed("more\n");
+    CHECK(ends.back() == 31);
+    CHECK(b.event_count() == 6);
+    CHECK(std::string(b.line(2)) == "01234567");
+    CHECK(std::string(b.line(4)) == "tail");
+    CHECK(std::string(b.line(5)) == "more");
+}

@@ -168,14 +168,15 @@ TEST_CASE("sqlite sink creates the SPEC schema in a WAL database", "[sqlite_sink
         {"1", "received_at", "INTEGER", "1", null, "0"},
         {"2", "ts", "INTEGER", "0", null, "0"},
         {"3", "source", "TEXT", "1", null, "0"},
-        {"4", "host", "TEXT", "0", null, "0"},
-        {"5", "severity", "INTEGER", "0", null, "0"},
-        {"6", "facility", "INTEGER", "0", null, "0"},
-        {"7", "app", "TEXT", "0", null, "0"},
-        {"8", "procid", "TEXT", "0", null, "0"},
-        {"9", "msgid", "TEXT", "0", null, "0"},
-        {"10", "message", "TEXT", "1", null, "0"},
-        {"11", "fields", "TEXT", "0", null, "0"},
+        {"4", "file", "TEXT", "0", null, "0"},
+        {"5", "host", "TEXT", "0", null, "0"},
+        {"6", "severity", "INTEGER", "0", null, "0"},
+        {"7", "facility", "INTEGER", "0", null, "0"},
+        {"8", "app", "TEXT", "0", null, "0"},
+        {"9", "procid", "TEXT", "0", null, "0"},
+        {"10", "msgid", "TEXT", "0", null, "0"},
+        {"11", "message", "TEXT", "1", null, "0"},
+        {"12", "fields", "TEXT", "0", null, "0"},
     };
     CHECK(show(info) == show(expected));
     CHECK(r.scalar("PRAGMA journal_mode") == "wal");
@@ -186,6 +187,31 @@ TEST_CASE("sqlite sink creates the SPEC schema in a WAL database", "[sqlite_sink
     REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"kept"}, 1)}) == write_status::ok);
     sqlite_sink again("db2", {}, db_config(), dir.path(), {"app"});
     CHECK(r.scalar("SELECT count(*) FROM logs") == "1");
+}
+
+TEST_CASE("sqlite sink stores a tailed file's path, and adds the column to an old table",
+          "[sqlite_sink]") {
+    temp_dir dir;
+    fs::create_directories(dir.path() / "db");
+    {
+        // A table as sluice made it before the `file` column, with a row.
+        reader old(dir.path() / "db" / "logs.db");
+        old.exec("CREATE TABLE logs (id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, "
+                 "ts INTEGER, source TEXT NOT NULL, host TEXT, severity INTEGER, facility "
+                 "INTEGER, app TEXT, procid TEXT, msgid TEXT, message TEXT NOT NULL, fields "
+                 "TEXT); INSERT INTO logs (received_at, source, message) VALUES (1, 'app', 'old')");
+    }
+    sqlite_sink sink("db", {}, db_config(), dir.path(), {"files"});
+    auto tailed = std::make_shared<batch>(0);
+    tailed->add_line("from a file");
+    tailed->file = "/var/log/app/a.log";
+    tailed->received_ns = 2;
+    REQUIRE(sink.write(std::vector<batch_ptr>{tailed, batch_of_lines(0, {"no file"}, 3)}) ==
+            write_status::ok);
+    reader r(dir.path() / "db" / "logs.db");
+    const std::vector<row> expected = {
+        {"old", null}, {"from a file", "/var/log/app/a.log"}, {"no file", null}};
+    CHECK(show(r.rows("SELECT message, file FROM logs ORDER BY id")) == show(expected));
 }
 
 TEST_CASE("sqlite sink checkpoints on its own thread and keeps the WAL bounded",
