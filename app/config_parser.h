@@ -16,6 +16,11 @@
 
 namespace sluice {
 
+// The values `type` takes in [sources.NAME] and [sinks.NAME], as messages list them; the
+// reference test builds one source and one sink of each from these.
+inline constexpr std::string_view source_types = "tcp, udp, zmq, generator";
+inline constexpr std::string_view sink_types = "file, sqlite, zmq";
+
 // The batch a sink of `type` gets when its table leaves `batch` (or some of its keys) out.
 batch_config default_batch(sink_type type);
 

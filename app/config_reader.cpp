@@ -67,6 +67,10 @@ void config_reader::problem(std::string key, std::string message) {
 
 void config_reader::read_fields(const toml::table& table, const std::string& path,
                                 const std::vector<field_spec>& specs) {
+    auto& offered = offered_keys_[path];
+    for (const auto& s : specs) {
+        offered.emplace(s.name);
+    }
     for (const auto& [key, node] : entries_in_file_order(table)) {
         const std::string name(key->str());
         const std::string child = path.empty() ? name : path + "." + name;

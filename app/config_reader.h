@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -90,11 +92,19 @@ public:
     const std::vector<config_problem>& problems() const { return problems_; }
     std::vector<config_problem> take_problems() { return std::move(problems_); }
 
+    // Every key read_fields was offered, whether the table set it or not, by the dotted path
+    // of its table ("" for the top level, "sinks.db.batch"): the schema as far as this parse
+    // walked it. tests/test_reference.cpp holds docs/REFERENCE.md to it.
+    const std::map<std::string, std::set<std::string>>& offered_keys() const {
+        return offered_keys_;
+    }
+
 private:
     void wrong_type(const config_field& f, std::string_view expected);
 
     std::string file_;
     std::vector<config_problem> problems_;
+    std::map<std::string, std::set<std::string>> offered_keys_;
 };
 
 // The entries of `table` in the order they appear in the file (toml::table sorts by key).

@@ -20,8 +20,6 @@ namespace {
 // The queue tracks which sinks still hold a batch in one 64-bit mask.
 constexpr size_t max_sinks = 64;
 
-constexpr std::string_view sink_types = "file, sqlite, zmq";
-
 std::optional<sink_type> parse_sink_type(std::string_view s) {
     if (s == "file") {
         return sink_type::file;

@@ -16,7 +16,6 @@ namespace sluice {
 
 namespace {
 
-constexpr std::string_view source_types = "tcp, udp, zmq, generator";
 constexpr std::string_view codecs = "text, json, syslog";
 
 std::optional<source_type> parse_source_type(std::string_view s) {
