@@ -14,23 +14,11 @@
 
 #include "app/config_parser.h"
 #include "app/config_reader.h"
+#include "app/kinds.h"
+#include "ingest/tcp_source.h"
 #include "queue/overflow_policy.h"
 
 namespace sluice {
-
-batch_config default_batch(sink_type type) {
-    switch (type) {
-        case sink_type::sqlite:
-            // One transaction per batch: smaller batches and a shorter wait keep queries fresh.
-            return {5'000, 4ull << 20, std::chrono::milliseconds(200)};
-        case sink_type::zmq:
-            // Forwarding is cheap per frame and the next hop wants events soon.
-            return {1'000, 4ull << 20, std::chrono::milliseconds(100)};
-        case sink_type::file:
-            break;
-    }
-    return {10'000, 4ull << 20, std::chrono::seconds(1)};
-}
 
 bool valid_component_name(std::string_view name) {
     return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
@@ -335,28 +323,11 @@ config load_config(const std::filesystem::path& file) {
 }
 
 config default_config() {
-    config c;  // data_dir, shutdown_timeout, api and queue defaults are SPEC's already
-    source_config tcp;
-    tcp.name = "tcp";
-    tcp.type = source_type::tcp;  // newline-framed text on 127.0.0.1:5170
-    c.sources.push_back(std::move(tcp));
-
-    source_config zmq;
-    zmq.name = "zmq";
-    zmq.type = source_type::zmq;  // PULL bound at tcp://127.0.0.1:5171, one event per frame
-    c.sources.push_back(std::move(zmq));
-
-    sink_config file;
-    file.name = "file";
-    file.type = sink_type::file;
-    file.batch = default_batch(sink_type::file);
-    c.sinks.push_back(std::move(file));
-
-    sink_config sqlite;
-    sqlite.name = "sqlite";
-    sqlite.type = sink_type::sqlite;
-    sqlite.batch = default_batch(sink_type::sqlite);
-    c.sinks.push_back(std::move(sqlite));
+    config c;  // data_dir, shutdown_timeout, api and queue defaults are the defaults already
+    c.sources.push_back(make_source_config("tcp", "tcp"));  // newline text on 127.0.0.1:5170
+    c.sources.push_back(make_source_config("zmq", "zmq"));  // PULL bound at tcp://127.0.0.1:5171
+    c.sinks.push_back(make_sink_config("file", "file"));    // ./sluice-data/logs/sluice.log
+    c.sinks.push_back(make_sink_config("sqlite", "sqlite"));  // ./sluice-data/logs.db
     return c;
 }
 

@@ -3,6 +3,7 @@
 // errors. Pure parsing; safe from any thread.
 #pragma once
 
+#include <any>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -10,39 +11,53 @@
 #include <vector>
 
 #include "common/error.h"
-#include "ingest/generator_source.h"
-#include "ingest/tcp_source.h"
-#include "ingest/udp_source.h"
-#include "ingest/zmq_source.h"
 #include "queue/bounded_queue.h"
-#include "sinks/file_sink.h"
 #include "sinks/sink.h"
-#include "sinks/sqlite_sink.h"
-#include "sinks/zmq_sink.h"
 
 namespace sluice {
 
-enum class source_type { tcp, udp, zmq, generator };
-enum class sink_type { file, sqlite, zmq };
+struct source_kind;  // app/kinds.h
+struct sink_kind;
 
 struct source_config {
-    std::string name;                 // the table key: [sources.NAME]
-    source_type type = source_type::tcp;
-    tcp_source_config tcp;              // the struct of `type` is the one read
-    udp_source_config udp;
-    zmq_source_config zmq;
-    generator_source_config generator;
+    std::string name;                   // the table key: [sources.NAME]
+    const source_kind* kind = nullptr;  // its `type`: a row of app/kinds.h
+    std::any settings;                  // the type's config struct (tcp_source_config, ...)
+
+    std::string_view type() const;
+    // The settings as the type's struct; throws std::bad_any_cast for another type.
+    template <typename Settings>
+    const Settings& get() const {
+        return std::any_cast<const Settings&>(settings);
+    }
+    template <typename Settings>
+    Settings& get() {
+        return std::any_cast<Settings&>(settings);
+    }
 };
 
 struct sink_config {
     std::string name;                 // [sinks.NAME]
-    sink_type type = sink_type::file;
+    const sink_kind* kind = nullptr;  // its `type`
     std::vector<std::string> inputs;  // source names; empty = every source
-    batch_config batch;               // defaults depend on the type (see SPEC.md)
-    file_sink_config file;
-    sqlite_sink_config sqlite;
-    zmq_sink_config zmq;
+    batch_config batch;               // defaults depend on the type (the kind's row)
+    std::any settings;                // the type's config struct (file_sink_config, ...)
+
+    std::string_view type() const;
+    template <typename Settings>
+    const Settings& get() const {
+        return std::any_cast<const Settings&>(settings);
+    }
+    template <typename Settings>
+    Settings& get() {
+        return std::any_cast<Settings&>(settings);
+    }
 };
+
+// A source or sink of the named type with its type's defaults (the built-in default, tests).
+// Throws sluice::error for a type no row names.
+source_config make_source_config(std::string name, std::string_view type);
+sink_config make_sink_config(std::string name, std::string_view type);
 
 struct api_config {
     std::string address = "127.0.0.1:9598";  // GET /health, /metrics, /status

@@ -1,6 +1,7 @@
 // config_parser: turns a parsed TOML tree into a config, knowing sluice's schema. Internal to
-// the config code: config.cpp reads the top level, config_sources.cpp the [sources.*] tables
-// and config_sinks.cpp the [sinks.*] tables. One parser per parse; not thread-safe.
+// the config code: config.cpp reads the top level and the keys every source or sink shares,
+// and each type's row (app/kinds.h) its own keys, with the helpers public below.
+// One parser per parse; not thread-safe.
 #pragma once
 
 #include <optional>
@@ -16,14 +17,6 @@
 
 namespace sluice {
 
-// The values `type` takes in [sources.NAME] and [sinks.NAME], as messages list them; the
-// reference test builds one source and one sink of each from these.
-inline constexpr std::string_view source_types = "tcp, udp, zmq, generator";
-inline constexpr std::string_view sink_types = "file, sqlite, zmq";
-
-// The batch a sink of `type` gets when its table leaves `batch` (or some of its keys) out.
-batch_config default_batch(sink_type type);
-
 // Names appear in metric labels, file paths ({source}) and log lines, so keep them plain.
 bool valid_component_name(std::string_view name);
 
@@ -35,18 +28,8 @@ public:
 
     config parse(const toml::table& root);
 
-private:
-    // Something that listens: where it was set, to point at the second user of one.
-    // `key` identifies what can be bound only once: "tcp 127.0.0.1:5170", "udp [::1]:514",
-    // "zmq ipc:///tmp/x"; a zmq tcp:// bind claims the plain tcp key, as a tcp source would.
-    struct listener {
-        std::string key;
-        std::string owner;  // dotted key
-    };
-
-    // config.cpp
-    void read_api(const config_field& f);
-    void read_queue(const config_field& f);
+    // For the types' readers (app/kinds.h).
+    config_reader& reader() { return reader_; }
     // A host:port string, checked by parse_tcp_endpoint (udp addresses use the same form).
     bool read_address(const config_field& f, std::string& out);
     // A ZeroMQ endpoint: tcp://, ipc:// or inproc:// and something after the scheme.
@@ -61,24 +44,24 @@ private:
     // The same for a ZeroMQ endpoint that is bound.
     void claim_endpoint(const std::string& endpoint, const toml::source_region& where,
                         const std::string& owner);
+private:
+    // Something that listens: where it was set, to point at the second user of one.
+    // `key` identifies what can be bound only once: "tcp 127.0.0.1:5170", "udp [::1]:514",
+    // "zmq ipc:///tmp/x"; a zmq tcp:// bind claims the plain tcp key, as a tcp source would.
+    struct listener {
+        std::string key;
+        std::string owner;  // dotted key
+    };
+
+    // config.cpp
+    void read_api(const config_field& f);
+    void read_queue(const config_field& f);
     void claim(std::string key, std::string_view shown, const toml::source_region& where,
                const std::string& owner);
-
-    // config_sources.cpp
     void read_sources(const toml::key& key, const toml::table& sources);
     void read_source(const config_field& f, const toml::table& table);
-    void read_tcp_source(const config_field& f, const toml::table& table, tcp_source_config& tcp);
-    void read_udp_source(const config_field& f, const toml::table& table, udp_source_config& udp);
-    void read_zmq_source(const config_field& f, const toml::table& table, zmq_source_config& zmq);
-    void read_generator_source(const config_field& f, const toml::table& table,
-                               generator_source_config& generator);
-
-    // config_sinks.cpp
     void read_sinks(const toml::key& key, const toml::table& sinks);
     void read_sink(const config_field& f, const toml::table& table);
-    void add_file_specs(std::vector<field_spec>& specs, file_sink_config& file);
-    void add_sqlite_specs(std::vector<field_spec>& specs, sqlite_sink_config& sqlite);
-    void add_zmq_specs(std::vector<field_spec>& specs, zmq_sink_config& zmq);
     void read_batch(const config_field& f, batch_config& batch);
     void read_inputs(const config_field& f, std::vector<std::string>& inputs);
 

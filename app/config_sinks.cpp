@@ -1,4 +1,7 @@
 // Reading [sinks.NAME] tables: the common inputs and batch keys, then the type's own.
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -8,10 +11,11 @@
 #include <utility>
 #include <vector>
 
-#include <fmt/format.h>
-#include <toml++/toml.h>
-
 #include "app/config_parser.h"
+#include "app/kinds.h"
+#include "sinks/file_sink.h"
+#include "sinks/sqlite_sink.h"
+#include "sinks/zmq_sink.h"
 
 namespace sluice {
 
@@ -19,19 +23,6 @@ namespace {
 
 // The queue tracks which sinks still hold a batch in one 64-bit mask.
 constexpr size_t max_sinks = 64;
-
-std::optional<sink_type> parse_sink_type(std::string_view s) {
-    if (s == "file") {
-        return sink_type::file;
-    }
-    if (s == "sqlite") {
-        return sink_type::sqlite;
-    }
-    if (s == "zmq") {
-        return sink_type::zmq;
-    }
-    return std::nullopt;
-}
 
 std::optional<file_format> parse_file_format(std::string_view s) {
     if (s == "text") {
@@ -90,132 +81,131 @@ void config_parser::read_sinks(const toml::key& key, const toml::table& sinks) {
 }
 
 void config_parser::read_sink(const config_field& f, const toml::table& table) {
-    const auto type_name = read_type(f, table, sink_types);
+    const std::string names = sink_kind_names();
+    const auto type_name = read_type(f, table, names);
     if (!type_name) {
         return;
     }
-    const auto type = parse_sink_type(*type_name);
-    if (!type) {
+    const sink_kind* kind = find_sink_kind(*type_name);
+    if (kind == nullptr) {
         const auto& where = table.find("type")->second.source();
         reader_.problem(
             where, f.path + ".type",
-            fmt::format("unknown sink type '{}' (expected one of: {})", *type_name, sink_types));
+            fmt::format("unknown sink type '{}' (expected one of: {})", *type_name, names));
         return;
     }
-
     sink_config sink;
     sink.name = std::string(f.key.str());
-    sink.type = *type;
-    sink.batch = default_batch(*type);
+    sink.kind = kind;
+    sink.batch = kind->default_batch;
+    // The keys every sink shares, read here once; the type's reader adds its own.
     std::vector<field_spec> specs{
         {"type", {}},
         {"inputs", [&](const config_field& v) { read_inputs(v, sink.inputs); }},
         {"batch", [&](const config_field& v) { read_batch(v, sink.batch); }},
     };
-    switch (*type) {
-        case sink_type::file:
-            add_file_specs(specs, sink.file);
-            break;
-        case sink_type::sqlite:
-            add_sqlite_specs(specs, sink.sqlite);
-            break;
-        case sink_type::zmq:
-            add_zmq_specs(specs, sink.zmq);
-            break;
-    }
-    reader_.read_fields(table, f.path, specs);
+    sink.settings = kind->read(*this, f, table, specs);
     config_.sinks.push_back(std::move(sink));
 }
 
-void config_parser::add_file_specs(std::vector<field_spec>& specs, file_sink_config& file) {
-    specs.push_back(
-        {"path", [&](const config_field& v) { reader_.non_empty_string(v, file.path); }});
+// ---- the types' readers (rows in app/kinds.cpp) -----------------------------------------
+
+void read_file_sink(config_parser& p, const config_field& f, const toml::table& table,
+                    std::vector<field_spec>& specs, file_sink_config& file) {
+    config_reader& r = p.reader();
+    specs.push_back({"path", [&](const config_field& v) { r.non_empty_string(v, file.path); }});
     specs.push_back({"format", [&](const config_field& v) {
-                         reader_.choice(v, file.format, parse_file_format, "text, json");
+                         r.choice(v, file.format, parse_file_format, "text, json");
                      }});
-    specs.push_back({"fsync", [&](const config_field& v) { reader_.boolean(v, file.fsync); }});
+    specs.push_back({"fsync", [&](const config_field& v) { r.boolean(v, file.fsync); }});
+    r.read_fields(table, f.path, specs);
 }
 
-void config_parser::add_sqlite_specs(std::vector<field_spec>& specs, sqlite_sink_config& sqlite) {
-    specs.push_back(
-        {"path", [&](const config_field& v) { reader_.non_empty_string(v, sqlite.path); }});
+void read_sqlite_sink(config_parser& p, const config_field& f, const toml::table& table,
+                      std::vector<field_spec>& specs, sqlite_sink_config& sqlite) {
+    config_reader& r = p.reader();
+    specs.push_back({"path", [&](const config_field& v) { r.non_empty_string(v, sqlite.path); }});
     specs.push_back({"table", [&](const config_field& v) {
                          std::string name;
-                         if (!reader_.string(v, name)) {
+                         if (!r.string(v, name)) {
                              return;
                          }
                          if (!valid_table_name(name)) {
-                             reader_.problem(v.value.source(), v.path,
-                                             fmt::format("invalid table name '{}' (expected "
-                                                         "[A-Za-z_][A-Za-z0-9_]*)",
-                                                         name));
+                             r.problem(v.value.source(), v.path,
+                                       fmt::format("invalid table name '{}' (expected "
+                                                   "[A-Za-z_][A-Za-z0-9_]*)",
+                                                   name));
                              return;
                          }
                          sqlite.table = name;
                      }});
-    specs.push_back({"fts", [&](const config_field& v) { reader_.boolean(v, sqlite.fts); }});
+    specs.push_back({"fts", [&](const config_field& v) { r.boolean(v, sqlite.fts); }});
     specs.push_back({"busy_timeout", [&](const config_field& v) {
                          std::chrono::nanoseconds wait{};
-                         if (!reader_.duration(v, wait)) {
+                         if (!r.duration(v, wait)) {
                              return;
                          }
                          // sqlite3_busy_timeout takes an int of milliseconds.
                          const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait);
                          if (ms.count() > std::numeric_limits<int>::max()) {
-                             reader_.problem(v.value.source(), v.path, "is too long");
+                             r.problem(v.value.source(), v.path, "is too long");
                              return;
                          }
                          sqlite.busy_timeout = ms;
                      }});
+    r.read_fields(table, f.path, specs);
 }
 
-void config_parser::add_zmq_specs(std::vector<field_spec>& specs, zmq_sink_config& zmq) {
-    specs.push_back(
-        {"endpoints", [&](const config_field& v) {
-             const toml::array* array = v.value.as_array();
-             if (array == nullptr) {
-                 reader_.problem(v.value.source(), v.path,
-                                 fmt::format("expected an array of endpoints, got {}",
-                                             type_name(v.value.type())));
-                 return;
-             }
-             if (array->empty()) {
-                 reader_.problem(v.value.source(), v.path, "must name at least one endpoint");
-                 return;
-             }
-             std::vector<std::string> endpoints;
-             bool ok = true;
-             for (const toml::node& element : *array) {
-                 // Each element is read as a field of its own, for its position.
-                 const config_field e{v.key, element, v.path};
-                 std::string endpoint;
-                 if (!read_endpoint(e, endpoint)) {
-                     ok = false;
-                     continue;
-                 }
-                 if (std::find(endpoints.begin(), endpoints.end(), endpoint) != endpoints.end()) {
-                     reader_.problem(element.source(), v.path,
-                                     fmt::format("endpoint '{}' is listed twice", endpoint));
-                     ok = false;
-                     continue;
-                 }
-                 endpoints.push_back(std::move(endpoint));
-             }
-             if (ok) {
-                 zmq.endpoints = std::move(endpoints);
-             }
-         }});
+void read_zmq_sink(config_parser& p, const config_field& f, const toml::table& table,
+                   std::vector<field_spec>& specs, zmq_sink_config& zmq) {
+    config_reader& r = p.reader();
+    specs.push_back({"endpoints", [&](const config_field& v) {
+                         const toml::array* array = v.value.as_array();
+                         if (array == nullptr) {
+                             r.problem(v.value.source(), v.path,
+                                       fmt::format("expected an array of endpoints, got {}",
+                                                   type_name(v.value.type())));
+                             return;
+                         }
+                         if (array->empty()) {
+                             r.problem(v.value.source(), v.path, "must name at least one endpoint");
+                             return;
+                         }
+                         std::vector<std::string> endpoints;
+                         bool ok = true;
+                         for (const toml::node& element : *array) {
+                             // Each element is read as a field of its own, for its position.
+                             const config_field e{v.key, element, v.path};
+                             std::string endpoint;
+                             if (!p.read_endpoint(e, endpoint)) {
+                                 ok = false;
+                                 continue;
+                             }
+                             if (std::find(endpoints.begin(), endpoints.end(), endpoint) !=
+                                 endpoints.end()) {
+                                 r.problem(element.source(), v.path,
+                                           fmt::format("endpoint '{}' is listed twice", endpoint));
+                                 ok = false;
+                                 continue;
+                             }
+                             endpoints.push_back(std::move(endpoint));
+                         }
+                         if (ok) {
+                             zmq.endpoints = std::move(endpoints);
+                         }
+                     }});
     specs.push_back({"socket", [&](const config_field& v) {
-                         reader_.choice(v, zmq.socket, parse_zmq_sink_socket, "push, pub");
+                         r.choice(v, zmq.socket, parse_zmq_sink_socket, "push, pub");
                      }});
     specs.push_back({"format", [&](const config_field& v) {
-                         reader_.choice(v, zmq.format, parse_zmq_sink_format, "text, json");
+                         r.choice(v, zmq.format, parse_zmq_sink_format, "text, json");
                      }});
     specs.push_back({"framing", [&](const config_field& v) {
-                         reader_.choice(v, zmq.framing, parse_zmq_framing, "message, newline");
+                         r.choice(v, zmq.framing, parse_zmq_framing, "message, newline");
                      }});
     specs.push_back(
-        {"sndhwm", [&](const config_field& v) { reader_.non_negative_integer(v, zmq.sndhwm); }});
+        {"sndhwm", [&](const config_field& v) { r.non_negative_integer(v, zmq.sndhwm); }});
+    r.read_fields(table, f.path, specs);
 }
 
 void config_parser::read_batch(const config_field& f, batch_config& batch) {

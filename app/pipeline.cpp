@@ -9,13 +9,7 @@
 #include "app/http_api.h"
 #include "common/clock.h"
 #include "common/error.h"
-#include "ingest/generator_source.h"
-#include "ingest/tcp_source.h"
-#include "ingest/udp_source.h"
-#include "ingest/zmq_source.h"
-#include "sinks/file_sink.h"
-#include "sinks/sqlite_sink.h"
-#include "sinks/zmq_sink.h"
+#include "app/kinds.h"
 
 namespace sluice {
 
@@ -53,41 +47,17 @@ pipeline::pipeline(config cfg) : config_(std::move(cfg)) {
             }
         });
     });
+    // Acknowledgements reach a source on the io thread, like resume.
+    queue_->set_delivery_callback([this](source_id s) {
+        asio::post(io_, [this, s] { sources_[s]->on_delivered(); });
+    });
     for (size_t i = 0; i < config_.sources.size(); ++i) {
-        const auto& s = config_.sources[i];
-        const auto id = static_cast<source_id>(i);
-        switch (s.type) {
-            case source_type::tcp:
-                sources_.push_back(std::make_unique<tcp_source>(s.name, id, io_, *queue_, s.tcp));
-                break;
-            case source_type::udp:
-                sources_.push_back(std::make_unique<udp_source>(s.name, id, io_, *queue_, s.udp));
-                break;
-            case source_type::zmq:
-                sources_.push_back(
-                    std::make_unique<zmq_source>(s.name, id, io_, *queue_, zmq_context_, s.zmq));
-                break;
-            case source_type::generator:
-                sources_.push_back(
-                    std::make_unique<generator_source>(s.name, id, io_, *queue_, s.generator));
-                break;
-        }
+        const source_context context{config_.sources[i], static_cast<source_id>(i), io_,
+                                     *queue_, zmq_context_, config_.data_dir};
+        sources_.push_back(config_.sources[i].kind->make(context));
     }
     for (const auto& k : config_.sinks) {
-        switch (k.type) {
-            case sink_type::file:
-                sinks_.push_back(std::make_unique<file_sink>(k.name, k.batch, k.file,
-                                                             config_.data_dir, source_names));
-                break;
-            case sink_type::sqlite:
-                sinks_.push_back(std::make_unique<sqlite_sink>(k.name, k.batch, k.sqlite,
-                                                               config_.data_dir, source_names));
-                break;
-            case sink_type::zmq:
-                sinks_.push_back(std::make_unique<zmq_sink>(k.name, k.batch, k.zmq, zmq_context_,
-                                                            source_names));
-                break;
-        }
+        sinks_.push_back(k.kind->make(sink_context{k, zmq_context_, config_.data_dir, source_names}));
     }
     api_ = std::make_unique<http_api>(*this, config_.api.address);
 }
@@ -151,6 +121,10 @@ int pipeline::run() {
     io_.run();
     for (auto& k : sinks_) {
         k->join();
+    }
+    // Every sink has ended: what they wrote is acknowledged; file offsets are saved now.
+    for (auto& s : sources_) {
+        s->flush_acknowledgements();
     }
     api_->stop();
     return exit_code_;

@@ -96,6 +96,31 @@ std::string render_prometheus(const pipeline& p) {
     per_source("sluice_decode_errors_total", "counter", "Events kept as text: undecodable.",
                [](const source& s) { return read(s.counters().decode_errors_total); });
 
+    auto per_file_source = [&](std::string_view name, std::string_view type,
+                               std::string_view help, auto value) {
+        w.header(name, type, help);
+        for (const auto& s : sources) {
+            if (const file_counters* f = s->files()) {
+                w.sample(name, label("source", s->name()), value(*f));
+            }
+        }
+    };
+    per_file_source("sluice_file_watched", "gauge", "Files open now, rotated ones included.",
+                    [](const file_counters& f) { return read(f.watched); });
+    per_file_source("sluice_file_behind_bytes", "gauge", "Bytes of the files not read yet.",
+                    [](const file_counters& f) { return read(f.behind_bytes); });
+    w.header("sluice_file_rotations_total", "counter", "Rotations seen, by kind.");
+    for (const auto& s : sources) {
+        if (const file_counters* f = s->files()) {
+            for (const auto& [kind, n] : {std::pair{"rename", &f->rotations_rename},
+                                          std::pair{"truncate", &f->rotations_truncate},
+                                          std::pair{"delete", &f->rotations_delete}}) {
+                w.sample("sluice_file_rotations_total",
+                         label("source", s->name()) + "," + label("kind", kind), read(*n));
+            }
+        }
+    }
+
     w.header("sluice_events_dropped_total", "counter", "Events dropped, by source and reason.");
     for (const auto& s : sources) {
         for (auto reason : {drop_reason::queue_full, drop_reason::evicted, drop_reason::kernel}) {
@@ -157,12 +182,19 @@ std::string render_status_json(const pipeline& p) {
                    q.oldest_age_seconds, to_string(p.queue().config().when_full), q.blocked);
     out += "\"sources\":[";
     bool first = true;
-    for (const auto& s : p.sources()) {
+    for (size_t i = 0; i < p.sources().size(); ++i) {
+        const auto& s = p.sources()[i];
         const auto& c = s->counters();
         out += first ? "" : ",";
         first = false;
         out += "{\"name\":";
         append_json_string(out, s->name());
+        out += ",\"type\":";
+        append_json_string(out, p.cfg().sources[i].type());
+        const file_counters none;
+        const file_counters& files = s->files() != nullptr ? *s->files() : none;
+        fmt::format_to(o, ",\"files_watched\":{},\"files_behind_bytes\":{}", read(files.watched),
+                       read(files.behind_bytes));
         fmt::format_to(o,
                        ",\"events_total\":{},\"bytes_total\":{},\"paused\":{},"
                        "\"backpressure_seconds_total\":{:.6f},\"truncated_total\":{},"

@@ -102,6 +102,9 @@ void for_each_object(simdjson::dom::array array, const std::string& path, std::s
 top_source read_source(object_reader& r) {
     top_source s;
     s.name = r.text("name");
+    s.type = r.text("type");
+    s.files_watched = r.count("files_watched");
+    s.files_behind_bytes = r.count("files_behind_bytes");
     s.events_total = r.count("events_total");
     s.bytes_total = r.count("bytes_total");
     s.paused = r.boolean("paused");
@@ -291,6 +294,10 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
                         format_total(s.truncated_total), format_total(s.decode_errors_total),
                         s.paused ? "yes" : "no", s.backpressure_seconds_total),
             dropping ? top_style::alert : top_style::normal);
+        if (s.type == "file") {
+            add(fmt::format("{:<{}}   files: {} watched, {} behind", "", name_width,
+                            s.files_watched, format_size(s.files_behind_bytes)));
+        }
     }
     add("");
 

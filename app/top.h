@@ -14,6 +14,9 @@ namespace sluice {
 
 struct top_source {
     std::string name;
+    std::string type;  // "tcp", "file", ...
+    uint64_t files_watched = 0;       // file sources
+    uint64_t files_behind_bytes = 0;
     uint64_t events_total = 0;
     uint64_t bytes_total = 0;
     bool paused = false;

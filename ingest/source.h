@@ -28,6 +28,15 @@ struct source_counters {
     std::atomic<int64_t> paused_since_ns{0};  // monotonic; 0 when not paused
 };
 
+// What a source that tails files reports of them (sluice_file_*); other sources have none.
+struct file_counters {
+    counter watched{0};       // files open now, rotated ones still being drained included
+    counter behind_bytes{0};  // sum of size minus read offset
+    counter rotations_rename{0};
+    counter rotations_truncate{0};
+    counter rotations_delete{0};
+};
+
 class source {
 public:
     source(std::string name, source_id id, asio::io_context& io, bounded_queue& queue);
@@ -56,6 +65,8 @@ public:
     // After every sink has ended (any thread, the io thread no longer running): take the last
     // acknowledgements and make them durable (file offsets).
     virtual void flush_acknowledgements() noexcept {}
+    // Any thread: the files this source tails, or nullptr for a source that tails none.
+    virtual const file_counters* files() const { return nullptr; }
 
 protected:
     // io thread: pushes `b`, waiting through `full` until the queue takes it. Counts events

@@ -8,6 +8,14 @@
 
 #include "app/config.h"
 #include "config_test_helpers.h"
+#include "ingest/generator_source.h"
+#include "ingest/tail/tail_source.h"
+#include "ingest/tcp_source.h"
+#include "ingest/udp_source.h"
+#include "ingest/zmq_source.h"
+#include "sinks/file_sink.h"
+#include "sinks/sqlite_sink.h"
+#include "sinks/zmq_sink.h"
 
 using namespace sluice;
 using namespace sluice::test;
@@ -31,10 +39,10 @@ type = "file"
 )toml",
                                 "test.toml");
     REQUIRE(c.sources.size() == 4);
-    CHECK(c.sources[0].tcp.codec == codec_kind::json);
-    CHECK(c.sources[1].udp.codec == codec_kind::syslog);
-    CHECK(c.sources[2].zmq.codec == codec_kind::json);
-    CHECK(c.sources[3].generator.codec == codec_kind::syslog);
+    CHECK(c.sources[0].get<tcp_source_config>().codec == codec_kind::json);
+    CHECK(c.sources[1].get<udp_source_config>().codec == codec_kind::syslog);
+    CHECK(c.sources[2].get<zmq_source_config>().codec == codec_kind::json);
+    CHECK(c.sources[3].get<generator_source_config>().codec == codec_kind::syslog);
 
     for (const std::string type : {"tcp", "udp", "zmq", "generator"}) {
         INFO(type);
@@ -80,32 +88,32 @@ type = "file"
     REQUIRE(c.sources.size() == 3);
     const auto& udp = c.sources[0];
     CHECK(udp.name == "syslog");
-    CHECK(udp.type == source_type::udp);
-    CHECK(udp.udp.address == "0.0.0.0:5514");
-    CHECK(udp.udp.framing == udp_framing::newline);
-    CHECK(udp.udp.codec == codec_kind::syslog);
-    CHECK(udp.udp.max_line_bytes == 8 * 1024);
-    CHECK(udp.udp.receive_buffer_bytes == 16ull << 20);
+    CHECK(udp.type() == "udp");
+    CHECK(udp.get<udp_source_config>().address == "0.0.0.0:5514");
+    CHECK(udp.get<udp_source_config>().framing == udp_framing::newline);
+    CHECK(udp.get<udp_source_config>().codec == codec_kind::syslog);
+    CHECK(udp.get<udp_source_config>().max_line_bytes == 8 * 1024);
+    CHECK(udp.get<udp_source_config>().receive_buffer_bytes == 16ull << 20);
 
     const auto& bus = c.sources[1];
     CHECK(bus.name == "bus");
-    CHECK(bus.type == source_type::zmq);
-    CHECK(bus.zmq.endpoint == "ipc:///tmp/sluice.sock");
-    CHECK(bus.zmq.socket == zmq_source_socket::sub);
-    CHECK_FALSE(bus.zmq.bind);
-    CHECK(bus.zmq.subscribe == std::vector<std::string>{"app.", "audit"});
-    CHECK(bus.zmq.framing == zmq_framing::newline);
-    CHECK(bus.zmq.codec == codec_kind::json);
-    CHECK(bus.zmq.max_line_bytes == 4096);
-    CHECK(bus.zmq.rcvhwm == 0);
+    CHECK(bus.type() == "zmq");
+    CHECK(bus.get<zmq_source_config>().endpoint == "ipc:///tmp/sluice.sock");
+    CHECK(bus.get<zmq_source_config>().socket == zmq_source_socket::sub);
+    CHECK_FALSE(bus.get<zmq_source_config>().bind);
+    CHECK(bus.get<zmq_source_config>().subscribe == std::vector<std::string>{"app.", "audit"});
+    CHECK(bus.get<zmq_source_config>().framing == zmq_framing::newline);
+    CHECK(bus.get<zmq_source_config>().codec == codec_kind::json);
+    CHECK(bus.get<zmq_source_config>().max_line_bytes == 4096);
+    CHECK(bus.get<zmq_source_config>().rcvhwm == 0);
 
     const auto& demo = c.sources[2];
     CHECK(demo.name == "demo");
-    CHECK(demo.type == source_type::generator);
-    CHECK(demo.generator.rate == 0);
-    CHECK(demo.generator.count == 500);
-    CHECK(demo.generator.format == generator_format::json);
-    CHECK(demo.generator.codec == codec_kind::json);
+    CHECK(demo.type() == "generator");
+    CHECK(demo.get<generator_source_config>().rate == 0);
+    CHECK(demo.get<generator_source_config>().count == 500);
+    CHECK(demo.get<generator_source_config>().format == generator_format::json);
+    CHECK(demo.get<generator_source_config>().codec == codec_kind::json);
 }
 
 TEST_CASE("udp, zmq and generator sources take their defaults", "[config]") {
@@ -120,21 +128,21 @@ type = "file"
 )toml",
                                 "test.toml");
     REQUIRE(c.sources.size() == 3);
-    CHECK(c.sources[0].udp.address == "127.0.0.1:5514");
-    CHECK(c.sources[0].udp.framing == udp_framing::datagram);
-    CHECK(c.sources[0].udp.codec == codec_kind::text);
-    CHECK(c.sources[0].udp.max_line_bytes == 65536);
-    CHECK(c.sources[0].udp.receive_buffer_bytes == 64ull << 20);
-    CHECK(c.sources[1].zmq.endpoint == "tcp://127.0.0.1:5171");
-    CHECK(c.sources[1].zmq.socket == zmq_source_socket::pull);
-    CHECK(c.sources[1].zmq.bind);
-    CHECK(c.sources[1].zmq.rcvhwm == 1000);
-    CHECK(c.sources[1].zmq.framing == zmq_framing::message);
-    CHECK(c.sources[1].zmq.codec == codec_kind::text);
-    CHECK(c.sources[2].generator.rate == 1000);
-    CHECK(c.sources[2].generator.count == 0);
-    CHECK(c.sources[2].generator.format == generator_format::syslog);
-    CHECK(c.sources[2].generator.codec == codec_kind::text);
+    CHECK(c.sources[0].get<udp_source_config>().address == "127.0.0.1:5514");
+    CHECK(c.sources[0].get<udp_source_config>().framing == udp_framing::datagram);
+    CHECK(c.sources[0].get<udp_source_config>().codec == codec_kind::text);
+    CHECK(c.sources[0].get<udp_source_config>().max_line_bytes == 65536);
+    CHECK(c.sources[0].get<udp_source_config>().receive_buffer_bytes == 64ull << 20);
+    CHECK(c.sources[1].get<zmq_source_config>().endpoint == "tcp://127.0.0.1:5171");
+    CHECK(c.sources[1].get<zmq_source_config>().socket == zmq_source_socket::pull);
+    CHECK(c.sources[1].get<zmq_source_config>().bind);
+    CHECK(c.sources[1].get<zmq_source_config>().rcvhwm == 1000);
+    CHECK(c.sources[1].get<zmq_source_config>().framing == zmq_framing::message);
+    CHECK(c.sources[1].get<zmq_source_config>().codec == codec_kind::text);
+    CHECK(c.sources[2].get<generator_source_config>().rate == 1000);
+    CHECK(c.sources[2].get<generator_source_config>().count == 0);
+    CHECK(c.sources[2].get<generator_source_config>().format == generator_format::syslog);
+    CHECK(c.sources[2].get<generator_source_config>().codec == codec_kind::text);
 }
 
 TEST_CASE("bad udp, zmq and generator values are reported", "[config]") {
@@ -233,25 +241,25 @@ type = "zmq"
     REQUIRE(c.sinks.size() == 3);
     const auto& forward = c.sinks[1];
     CHECK(forward.name == "forward");
-    CHECK(forward.type == sink_type::zmq);
+    CHECK(forward.type() == "zmq");
     CHECK(forward.inputs == std::vector<std::string>{"app"});
-    CHECK(forward.zmq.endpoints == std::vector<std::string>{"tcp://10.0.0.1:6000",
+    CHECK(forward.get<zmq_sink_config>().endpoints == std::vector<std::string>{"tcp://10.0.0.1:6000",
                                                             "tcp://aggregator.example:6000",
                                                             "ipc:///run/agg"});
-    CHECK(forward.zmq.socket == zmq_sink_socket::pub);
-    CHECK(forward.zmq.format == zmq_sink_format::json);
-    CHECK(forward.zmq.framing == zmq_framing::newline);
-    CHECK(forward.zmq.sndhwm == 0);
+    CHECK(forward.get<zmq_sink_config>().socket == zmq_sink_socket::pub);
+    CHECK(forward.get<zmq_sink_config>().format == zmq_sink_format::json);
+    CHECK(forward.get<zmq_sink_config>().framing == zmq_framing::newline);
+    CHECK(forward.get<zmq_sink_config>().sndhwm == 0);
     CHECK(forward.batch.max_events == 10);
     CHECK(forward.batch.max_bytes == 4ull << 20);
     CHECK(forward.batch.timeout == 100ms);
 
     const auto& plain = c.sinks[2];
-    CHECK(plain.zmq.endpoints == std::vector<std::string>{"tcp://127.0.0.1:6000"});
-    CHECK(plain.zmq.socket == zmq_sink_socket::push);
-    CHECK(plain.zmq.format == zmq_sink_format::text);
-    CHECK(plain.zmq.framing == zmq_framing::message);
-    CHECK(plain.zmq.sndhwm == 1000);
+    CHECK(plain.get<zmq_sink_config>().endpoints == std::vector<std::string>{"tcp://127.0.0.1:6000"});
+    CHECK(plain.get<zmq_sink_config>().socket == zmq_sink_socket::push);
+    CHECK(plain.get<zmq_sink_config>().format == zmq_sink_format::text);
+    CHECK(plain.get<zmq_sink_config>().framing == zmq_framing::message);
+    CHECK(plain.get<zmq_sink_config>().sndhwm == 1000);
     CHECK(plain.batch.max_events == 1000);
     CHECK(plain.batch.max_bytes == 4ull << 20);
     CHECK(plain.batch.timeout == 100ms);
@@ -332,4 +340,74 @@ TEST_CASE("listeners clash only on the same protocol and address", "[config]") {
               .message == "endpoint 'tcp://127.0.0.1:5171' is already used by sources.t.address");
     CHECK(only_problem("[api]\naddress = \"127.0.0.1:5171\"\n[sources.z]\ntype = \"zmq\"\n" + sink)
               .key == "api.address");
+}
+
+TEST_CASE("a file source reads its globs, timings and multiline", "[config]") {
+    const auto c = parse_config(R"toml([sources.files]
+type = "file"
+include = ["/var/log/app/*.log", "/var/log/nginx/access.log"]
+exclude = ["*.gz"]
+read_from = "end"
+watch = "poll"
+poll_interval = "250ms"
+rotate_wait = "2s"
+line_flush = "500ms"
+codec = "json"
+max_line_bytes = "8KiB"
+multiline = { start = '^\S', max_lines = 50, timeout = "300ms" }
+
+[sinks.out]
+type = "file"
+)toml",
+                                "test.toml");
+    const auto& t = c.sources[0].get<tail_source_config>();
+    CHECK(c.sources[0].type() == "file");
+    CHECK(t.include == std::vector<std::string>{"/var/log/app/*.log", "/var/log/nginx/access.log"});
+    CHECK(t.exclude == std::vector<std::string>{"*.gz"});
+    CHECK(t.start_at == read_from::end);
+    CHECK(t.watch == watch_mode::poll);
+    CHECK(t.poll_interval == 250ms);
+    CHECK(t.rotate_wait == 2s);
+    CHECK(t.line_flush == 500ms);
+    CHECK(t.codec == codec_kind::json);
+    CHECK(t.max_line_bytes == 8192);
+    REQUIRE(t.multiline.has_value());
+    CHECK(t.multiline->start == R"(^\S)");
+    CHECK(t.multiline->max_lines == 50);
+    CHECK(t.multiline->timeout == 300ms);
+
+    // Defaults.
+    const auto d = parse_config(std::string(minimal) + "[sources.f]\ntype = \"file\"\n"
+                                                       "include = [\"/tmp/*.log\"]\n",
+                                "test.toml");
+    const auto& dt = d.sources[1].get<tail_source_config>();
+    CHECK(dt.start_at == read_from::beginning);
+    CHECK(dt.watch == watch_mode::inotify);
+    CHECK(dt.poll_interval == 1s);
+    CHECK(dt.rotate_wait == 5s);
+    CHECK(dt.line_flush == 1s);
+    CHECK_FALSE(dt.multiline.has_value());
+}
+
+TEST_CASE("a file source's mistakes name their key", "[config]") {
+    const std::string head = std::string(minimal) + "[sources.f]\ntype = \"file\"\n";
+    const auto missing = only_problem(head);
+    CHECK(missing.key == "sources.f.include");
+    CHECK(contains(missing.message, "missing key 'include'"));
+    CHECK(only_problem(head + "include = []\n").message == "must name at least one pattern");
+    CHECK(only_problem(head + "include = \"/var/log/*.log\"\n").message ==
+          "expected an array of glob patterns, got string");
+    const auto regex = only_problem(head + "include = [\"/x/*.log\"]\n"
+                                           "multiline = { start = \"(unclosed\" }\n");
+    CHECK(regex.key == "sources.f.multiline.start");
+    CHECK(regex.line == 9);
+    CHECK(contains(regex.message, "invalid RE2 pattern '(unclosed'"));
+    CHECK(only_problem(head + "include = [\"/x/*.log\"]\nmultiline = { max_lines = 5 }\n").key ==
+          "sources.f.multiline.start");
+    CHECK(only_problem(head + "include = [\"/x/*.log\"]\nread_from = \"middle\"\n").key ==
+          "sources.f.read_from");
+    CHECK(only_problem(head + "include = [\"/x/*.log\"]\npoll_interval = \"0s\"\n").key ==
+          "sources.f.poll_interval");
+    CHECK(contains(only_problem(head + "include = [\"/x/*.log\"]\nframing = \"newline\"\n").message,
+                   "unknown key 'framing'"));
 }

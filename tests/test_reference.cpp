@@ -21,6 +21,7 @@
 
 #include "app/config.h"
 #include "app/config_parser.h"
+#include "app/kinds.h"
 #include "app/config_reader.h"
 #include "app/http_api.h"
 #include "app/pipeline.h"
@@ -191,12 +192,12 @@ toml::table* table_at(toml::table& root, const std::string& path) {
 key_sets keys_the_reader_offers() {
     toml::table root;
     toml::table sources;
-    for (const auto& type : split(sluice::source_types, ", ")) {
-        sources.insert(type, toml::table{{"type", type}});
+    for (const auto* kind : sluice::source_kinds()) {
+        sources.insert(kind->name, toml::table{{"type", kind->name}});
     }
     toml::table sinks;
-    for (const auto& type : split(sluice::sink_types, ", ")) {
-        sinks.insert(type, toml::table{{"type", type}});
+    for (const auto* kind : sluice::sink_kinds()) {
+        sinks.insert(kind->name, toml::table{{"type", kind->name}});
     }
     root.insert("sources", std::move(sources));
     root.insert("sinks", std::move(sinks));
@@ -236,15 +237,19 @@ key_sets keys_the_reader_offers() {
 std::string every_type_config(const std::filesystem::path& data_dir) {
     std::string text =
         fmt::format("data_dir = \"{}\"\n[api]\naddress = \"127.0.0.1:0\"\n", data_dir.string());
-    for (const auto& type : split(sluice::source_types, ", ")) {
+    for (const auto* kind : sluice::source_kinds()) {
+        const std::string_view type = kind->name;
         text += fmt::format("[sources.{0}]\ntype = \"{0}\"\n", type);
         if (type == "tcp" || type == "udp") {
             text += "address = \"127.0.0.1:0\"\n";
         } else if (type == "zmq") {
             text += "endpoint = \"inproc://sluice-reference-in\"\n";
+        } else if (type == "file") {
+            text += fmt::format("include = [\"{}/none/*.log\"]\n", data_dir.string());
         }
     }
-    for (const auto& type : split(sluice::sink_types, ", ")) {
+    for (const auto* k : sluice::sink_kinds()) {
+        const std::string_view type = k->name;
         text += fmt::format("[sinks.{0}]\ntype = \"{0}\"\n", type);
         if (type == "zmq") {
             text += "endpoints = [\"inproc://sluice-reference-out\"]\n";

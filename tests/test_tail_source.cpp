@@ -116,8 +116,8 @@ TEST_CASE("file source: reads every line of existing and new files, with their p
     CHECK(seen == expected);
     CHECK(h.events.front().origin == a.string());
     CHECK(h.batches.front()->file == a.string());
-    CHECK(src.tail_stats().watched.load() == 2);
-    CHECK(src.tail_stats().behind_bytes.load() == 0);
+    CHECK(src.files()->watched.load() == 2);
+    CHECK(src.files()->behind_bytes.load() == 0);
     // Every delivered byte is checkpointed.
     const auto offsets = saved_offsets(dir, "files");
     CHECK(offsets.at("a.log") == static_cast<int64_t>(std::filesystem::file_size(a)));
@@ -163,6 +163,10 @@ TEST_CASE("file source: a last line without its newline waits for line_flush", "
     append(a, "no newline");
     run_until(h, 3);
     CHECK(h.events.back().line == "no newline");
+    // Reading goes on after a flushed line.
+    append(a, "next\n");
+    run_until(h, 4);
+    CHECK(h.events.back().line == "next");
     finish(h, src);
     CHECK(saved_offsets(dir, "files").at("a.log") ==
           static_cast<int64_t>(std::filesystem::file_size(a)));
@@ -185,7 +189,7 @@ TEST_CASE("file source: rename rotation and copytruncate lose and repeat nothing
         append(dir.path() / "logs" / "app.log.1", numbered_lines("x", 600, 610));  // late write
         append(a, numbered_lines("x", 610, 700));
         run_until(h, 700);
-        CHECK(src.tail_stats().rotations_rename.load() == 1);
+        CHECK(src.files()->rotations_rename.load() == 1);
     }
     SECTION("copytruncate: a shorter file is read again from 0") {
         append(a, numbered_lines("x", 500, 600));
@@ -193,7 +197,7 @@ TEST_CASE("file source: rename rotation and copytruncate lose and repeat nothing
         std::filesystem::resize_file(a, 0);
         append(a, numbered_lines("x", 600, 700));
         run_until(h, 700);
-        CHECK(src.tail_stats().rotations_truncate.load() == 1);
+        CHECK(src.files()->rotations_truncate.load() == 1);
     }
     for (int i = 0; i < 20; ++i) {
         h.pump();

@@ -27,7 +27,8 @@ std::string status_json(double uptime, uint64_t app_events, uint64_t app_bytes,
         R"({{"version":"0.1.0","uptime_seconds":{},"process_resident_memory_bytes":25165824,)"
         R"("queue":{{"events":2500,"bytes":16777216,"max_events":10000,"max_bytes":67108864,)"
         R"("oldest_event_age_seconds":1.5,"when_full":"block","blocked":{}}},)"
-        R"("sources":[{{"name":"app","events_total":{},"bytes_total":{},"paused":false,)"
+        R"("sources":[{{"name":"app","type":"tcp","files_watched":0,"files_behind_bytes":0,)"
+        R"("events_total":{},"bytes_total":{},"paused":false,)"
         R"("backpressure_seconds_total":2.25,"truncated_total":3,"decode_errors_total":4,)"
         R"("dropped":{{"queue_full":{},"evicted":0,"kernel":1}}}}],)"
         R"("sinks":[{{"name":"db","events_total":{},"batches_total":7,"errors_total":{},)"
@@ -216,6 +217,28 @@ TEST_CASE("the screen shows the queue's fill and flags trouble", "[top]") {
     const top_line& db = line_of(lines, "db");
     CHECK(db.style == top_style::alert);
     CHECK(columns(db.text).back() == "FAILED");
+}
+
+TEST_CASE("a file source shows its files watched and how far behind it is", "[top]") {
+    std::string json = status_json(10.0, 1000, 1000, 0, 800, 0);
+    const std::string tcp = R"("type":"tcp","files_watched":0,"files_behind_bytes":0)";
+    json.replace(json.find(tcp), tcp.size(),
+                 R"("type":"file","files_watched":1200,"files_behind_bytes":3145728)");
+    const top_snapshot snap = parse(json);
+    CHECK(snap.sources[0].type == "file");
+    CHECK(snap.sources[0].files_watched == 1200);
+    const auto lines = sluice::render_top(snap, nullptr, "http://h:1", "");
+    const auto app = std::find_if(lines.begin(), lines.end(),
+                                  [](const top_line& l) { return l.text.rfind("app ", 0) == 0; });
+    REQUIRE(app != lines.end());
+    CHECK_THAT((app + 1)->text, Catch::Contains("files: 1200 watched, 3.0 MiB behind"));
+
+    // Other sources have no such line.
+    const auto tcp_lines = sluice::render_top(parse(status_json(10.0, 1, 1, 0, 1, 0)), nullptr,
+                                              "http://h:1", "");
+    for (const auto& l : tcp_lines) {
+        CHECK_THAT(l.text, !Catch::Contains("files:"));
+    }
 }
 
 TEST_CASE("a quiet interval is not flagged", "[top]") {

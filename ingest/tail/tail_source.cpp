@@ -227,11 +227,10 @@ asio::awaitable<void> tail_source::push_framed(tailed_file& f, bool flush) {
     f.current = std::make_shared<batch>(
         id(), config_.read_bytes + (flush ? 0 : f.frame.pending_bytes(*framed)));
     if (flush) {
-        framed->buffer().reserve(framed->buffer().size() + 1);
         f.frame.finish(*framed);
-    } else {
-        f.frame.carry_over(*framed, *f.current);
     }
+    // After finish() there is no rest to move, but the framer starts over on the new batch.
+    f.frame.carry_over(*framed, *f.current);
     bump(counters_.truncated_total, f.frame.take_truncated());
     std::shared_ptr<batch> out = framed;
     int64_t position = f.read_offset - static_cast<int64_t>(f.current->buffer().size());

@@ -43,15 +43,6 @@ struct tail_source_config {
     std::string checkpoints_path;                   // set by the pipeline: data_dir/checkpoints.db
 };
 
-// What `sluice_file_*` and /status show of one file source.
-struct tail_counters {
-    counter watched{0};                     // files open now, rotated ones being drained included
-    counter behind_bytes{0};                // sum of size minus read offset
-    counter rotations_rename{0};
-    counter rotations_truncate{0};
-    counter rotations_delete{0};
-};
-
 class checkpoint_writer;
 class file_watcher;
 
@@ -66,8 +57,7 @@ public:
     bool idle() const override { return stopped_ && !running_; }
     void on_delivered() override;
     void flush_acknowledgements() noexcept override;
-
-    const tail_counters& tail_stats() const { return stats_; }
+    const file_counters* files() const override { return &stats_; }
 
 private:
     struct tailed_file;
@@ -92,7 +82,7 @@ private:
     std::chrono::steady_clock::time_point next_deadline() const;
 
     tail_source_config config_;
-    tail_counters stats_;
+    file_counters stats_;
     std::unique_ptr<file_watcher> watcher_;
     std::unique_ptr<checkpoint_writer> checkpoints_;
     std::unordered_map<uint32_t, std::unique_ptr<tailed_file>> files_;  // by stream

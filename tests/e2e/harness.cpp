@@ -407,10 +407,11 @@ metric_map parse_prometheus(std::string_view text) {
 
 // ---- the daemon --------------------------------------------------------------------------
 
-daemon::daemon(std::string body, std::string shutdown_timeout)
+daemon::daemon(std::string body, std::string shutdown_timeout, std::string data_dir)
     : dir_(make_temp_dir()),
       config_path_(dir_ + "/sluice.toml"),
       log_path_(dir_ + "/sluice.log"),
+      data_dir_(data_dir.empty() ? dir_ + "/data" : std::move(data_dir)),
       api_port_(free_port()) {
     std::string config =
         "data_dir = \"" + data_dir() + "\"\nshutdown_timeout = \"" + shutdown_timeout +

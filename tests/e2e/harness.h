@@ -93,14 +93,16 @@ std::string normalise_metric_key(std::string_view key);
 // the temp dir.
 class daemon {
 public:
-    explicit daemon(std::string body, std::string shutdown_timeout = "30s");
+    // `data_dir`: another daemon's, for a restart on the same state; default DIR/data.
+    explicit daemon(std::string body, std::string shutdown_timeout = "30s",
+                    std::string data_dir = "");
     ~daemon();
     daemon(const daemon&) = delete;
     daemon& operator=(const daemon&) = delete;
 
     pid_t pid() const { return pid_; }
     const std::string& dir() const { return dir_; }
-    std::string data_dir() const { return dir_ + "/data"; }
+    const std::string& data_dir() const { return data_dir_; }
     uint16_t api_port() const { return api_port_; }
     std::string log() const;
 
@@ -138,6 +140,7 @@ private:
     std::string dir_;
     std::string config_path_;
     std::string log_path_;
+    std::string data_dir_;
     uint16_t api_port_ = 0;
     pid_t pid_ = -1;
     bool exited_ = false;
