@@ -93,7 +93,6 @@ void generator_source::make_line(batch& b, uint64_t seq, int64_t now_ns) {
 }
 
 asio::awaitable<void> generator_source::generate_loop() {
-    constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
     const int64_t start_ns = mono_now_ns();
     while (!stopped_ && (config_.count == 0 || generated_ < config_.count)) {
         uint64_t due = max_batch_events;

@@ -9,13 +9,18 @@
 #include <string>
 
 #include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "common/metrics.h"
 #include "queue/bounded_queue.h"
 
 namespace sluice {
+
+// The completion token of the sources' coroutines: errors come back as values, not throws.
+inline constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 struct source_counters {
     counter events_total{0};         // every event read, dropped ones included

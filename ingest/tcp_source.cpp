@@ -11,12 +11,6 @@
 
 namespace sluice {
 
-namespace {
-
-constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
-
-}  // namespace
-
 asio::ip::tcp::endpoint parse_tcp_endpoint(const std::string& address) {
     const auto colon = address.rfind(':');
     if (colon == std::string::npos) {

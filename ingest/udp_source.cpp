@@ -185,7 +185,6 @@ void udp_source::seal_and_push() {
 }
 
 asio::awaitable<void> udp_source::receive_loop() {
-    constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
     while (!stopped_) {
         if (drain()) {
             continue;

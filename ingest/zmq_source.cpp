@@ -116,7 +116,6 @@ std::shared_ptr<batch> zmq_source::receive_ready() {
 }
 
 asio::awaitable<void> zmq_source::receive_loop() {
-    constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
     for (;;) {
         co_await wait_while_paused();
         auto b = receive_ready();

@@ -14,8 +14,6 @@ namespace {
 
 // Rows of files not seen for this long are pruned (a file rotated away and deleted).
 constexpr int64_t prune_after_ns = int64_t{7} * 24 * 3600 * 1'000'000'000;
-// At most this often a round: deliveries in between are coalesced into one transaction.
-constexpr auto round_interval = std::chrono::milliseconds(50);
 
 }  // namespace
 
@@ -98,9 +96,9 @@ void checkpoint_writer::run() {
         if (stopping_) {
             break;
         }
+        // At once, so that what a crash reads twice is only what was in flight; what is
+        // delivered while a round is saved is coalesced into the next one.
         save_round(lock);
-        // Coalesce: what is delivered in the next moment goes in the next round.
-        wake_.wait_for(lock, round_interval, [&] { return stopping_; });
     }
     if (!pending_.empty() || !forgotten_.empty()) {
         save_round(lock);

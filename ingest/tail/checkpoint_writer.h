@@ -1,7 +1,7 @@
 // checkpoint_writer: saves a file source's offsets off the io thread. The source posts the
-// newest delivered offset of each file; a thread of its own coalesces them and saves each
-// round in one transaction, so a slow disk never stalls reading and a burst of deliveries
-// costs one write. post() and forget() never block on the disk.
+// newest delivered offset of each file; a thread of its own saves them at once, one
+// transaction a round, coalescing what arrives while a round is being saved, so a slow disk
+// never stalls reading and a burst of deliveries costs one write. post() and forget() never block on the disk.
 #pragma once
 
 #include <condition_variable>

@@ -31,7 +31,6 @@ namespace sluice {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // A delivery stream is a file and its generation: a copytruncate starts a new generation, so
 // acknowledgements of the bytes before it can never move the new content's offset.
@@ -181,6 +180,11 @@ asio::awaitable<void> tail_source::run() {
 }
 
 asio::awaitable<bool> tail_source::read_turn(tailed_file& f) {
+    // Copytruncate is caught before the read, not after: reading the new bytes at the old
+    // offset first would send them twice.
+    if (truncated(f)) {
+        reset_to_start(f);
+    }
     if (!f.current) {
         f.current = std::make_shared<batch>(id(), config_.read_bytes);
     }
@@ -331,20 +335,20 @@ void tail_source::reset_to_start(tailed_file& f) {
     queue_read(f);
 }
 
-void tail_source::check(tailed_file& f) {
+bool tail_source::truncated(tailed_file& f) {
     struct stat st {};
     if (::fstat(f.fd.get(), &st) != 0) {
-        return;
+        return false;
     }
-    const auto size = static_cast<int64_t>(st.st_size);
-    // Copytruncate: shorter than what was read, or other bytes where the old ones were.
-    if (size < f.read_offset || (f.read_offset > 0 && !starts_with(f.fd.get(), f.fp))) {
-        f.size = size;
+    f.size = static_cast<int64_t>(st.st_size);
+    // Shorter than what was read, or other bytes where the old ones were.
+    return f.size < f.read_offset || (f.read_offset > 0 && !starts_with(f.fd.get(), f.fp));
+}
+
+void tail_source::check(tailed_file& f) {
+    if (truncated(f)) {
         reset_to_start(f);
-        return;
-    }
-    f.size = size;
-    if (size > f.read_offset) {
+    } else if (f.size > f.read_offset) {
         queue_read(f);
     }
 }

@@ -72,6 +72,8 @@ private:
     asio::awaitable<void> push_framed(tailed_file& f, bool flush);
     // Rescans the globs: new files, renames, deletions, truncations.
     void rescan(bool at_start);
+    // Whether `f` was truncated or rewritten since it was read (refreshes its size).
+    bool truncated(tailed_file& f);
     // Looks at one open file: truncated or rewritten (read again from 0), grown (queued).
     void check(tailed_file& f);
     void open_file(const std::string& path, bool at_start);

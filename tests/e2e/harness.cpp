@@ -414,7 +414,7 @@ daemon::daemon(std::string body, std::string shutdown_timeout, std::string data_
       data_dir_(data_dir.empty() ? dir_ + "/data" : std::move(data_dir)),
       api_port_(free_port()) {
     std::string config =
-        "data_dir = \"" + data_dir() + "\"\nshutdown_timeout = \"" + shutdown_timeout +
+        "data_dir = \"" + data_dir_ + "\"\nshutdown_timeout = \"" + shutdown_timeout +
         "\"\n\n[api]\naddress = \"127.0.0.1:" + std::to_string(api_port_) + "\"\n\n" + body;
     write_file(config_path_, config);
     pid_ = spawn({sluice_binary(), "run", "-c", config_path_, "--log-level", "info"}, dir_,
