@@ -19,12 +19,11 @@ namespace sluice {
 struct source_kind;  // app/kinds.h
 struct sink_kind;
 
-struct source_config {
-    std::string name;                   // the table key: [sources.NAME]
-    const source_kind* kind = nullptr;  // its `type`: a row of app/kinds.h
-    std::any settings;                  // the type's config struct (tcp_source_config, ...)
+// A component's own config struct (tcp_source_config, file_sink_config, ...), held for the
+// type's row, which alone knows the struct.
+struct typed_settings {
+    std::any settings;
 
-    std::string_view type() const;
     // The settings as the type's struct; throws std::bad_any_cast for another type.
     template <typename Settings>
     const Settings& get() const {
@@ -36,22 +35,20 @@ struct source_config {
     }
 };
 
-struct sink_config {
+struct source_config : typed_settings {
+    std::string name;                   // the table key: [sources.NAME]
+    const source_kind* kind = nullptr;  // its `type`: a row of app/kinds.h
+
+    std::string_view type() const;
+};
+
+struct sink_config : typed_settings {
     std::string name;                 // [sinks.NAME]
     const sink_kind* kind = nullptr;  // its `type`
     std::vector<std::string> inputs;  // source names; empty = every source
     batch_config batch;               // defaults depend on the type (the kind's row)
-    std::any settings;                // the type's config struct (file_sink_config, ...)
 
     std::string_view type() const;
-    template <typename Settings>
-    const Settings& get() const {
-        return std::any_cast<const Settings&>(settings);
-    }
-    template <typename Settings>
-    Settings& get() {
-        return std::any_cast<Settings&>(settings);
-    }
 };
 
 // A source or sink of the named type with its type's defaults (the built-in default, tests).

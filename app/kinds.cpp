@@ -149,7 +149,11 @@ source_config make_source_config(std::string name, std::string_view type) {
     if (kind == nullptr) {
         throw error(fmt::format("unknown source type '{}'", type));
     }
-    return source_config{std::move(name), kind, kind->defaults()};
+    source_config c;
+    c.name = std::move(name);
+    c.kind = kind;
+    c.settings = kind->defaults();
+    return c;
 }
 
 sink_config make_sink_config(std::string name, std::string_view type) {

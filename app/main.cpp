@@ -1,5 +1,7 @@
 // sluice: the command line. `run` runs the pipeline, `validate` checks a config, `top` watches
 // a running instance.
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -22,6 +24,19 @@ void print_config_error(const sluice::config_error& e) {
     }
 }
 
+// A file source may hold thousands of files open, an aggregator thousands of connections: take
+// the hard limit of open files, not the soft one (often 1024).
+void raise_open_files_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        const rlim_t was = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+            spdlog::debug("Open files limit raised from {} to {}.", was, limit.rlim_cur);
+        }
+    }
+}
+
 int run_command(const std::string& config_path, const std::string& log_level) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
     const auto level = spdlog::level::from_str(log_level);
@@ -41,6 +56,7 @@ int run_command(const std::string& config_path, const std::string& log_level) {
         std::cerr << e.what() << '\n';
         return exit_usage;
     }
+    raise_open_files_limit();
     try {
         sluice::pipeline p(std::move(cfg));
         return p.run();

@@ -330,3 +330,22 @@ TEST_CASE("file source: files are read in turns, none starved", "[tail]") {
     CHECK(last_small < h.events.size() / 4);
     CHECK(last_big == h.events.size() - 1);
 }
+
+TEST_CASE("file source: watch = poll finds new files and lines by rescanning alone", "[tail]") {
+    temp_dir dir;
+    std::filesystem::create_directories(dir.path() / "logs");
+    harness h;
+    auto cfg = config_for(dir);
+    cfg.watch = sluice::watch_mode::poll;
+    tail_source src("files", 0, h.io, h.q, cfg);
+    h.src = &src;
+    src.start();
+    append(dir.path() / "logs" / "late.log", numbered_lines("p", 0, 5));
+    run_until(h, 5);
+    append(dir.path() / "logs" / "late.log", numbered_lines("p", 5, 8));
+    run_until(h, 8);
+    finish(h, src);
+    CHECK(lines_seen(h) == std::vector<std::string>{"p line 0", "p line 1", "p line 2",
+                                                    "p line 3", "p line 4", "p line 5",
+                                                    "p line 6", "p line 7"});
+}

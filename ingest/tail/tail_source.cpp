@@ -74,7 +74,10 @@ struct tail_source::tailed_file {
 
 tail_source::tail_source(std::string name, source_id id, asio::io_context& io,
                          bounded_queue& queue, tail_source_config config)
-    : source(std::move(name), id, io, queue), config_(std::move(config)), wake_(io) {}
+    : source(std::move(name), id, io, queue),
+      config_(std::move(config)),
+      wake_(io),
+      gauge_timer_(io) {}
 
 tail_source::~tail_source() = default;
 
@@ -109,6 +112,7 @@ void tail_source::start() {
     if (watching_) {
         asio::co_spawn(io_, watch_loop(), report("inotify"));
     }
+    asio::co_spawn(io_, gauge_loop(), report("gauge"));
 }
 
 void tail_source::stop() noexcept {
@@ -117,6 +121,25 @@ void tail_source::stop() noexcept {
         watcher_->stop();
     }
     wake_.cancel();
+    gauge_timer_.cancel();
+}
+
+asio::awaitable<void> tail_source::gauge_loop() {
+    while (!stopped_) {
+        gauge_timer_.expires_after(config_.poll_interval);
+        auto [ec] = co_await gauge_timer_.async_wait(use_tuple);
+        if (ec || stopped_) {
+            break;
+        }
+        for (auto& [file_id, f] : files_) {
+            (void)file_id;
+            struct stat st {};
+            if (::fstat(f->fd.get(), &st) == 0) {
+                f->size = static_cast<int64_t>(st.st_size);
+            }
+        }
+        update_gauges();
+    }
 }
 
 // ---- reading ----------------------------------------------------------------------------

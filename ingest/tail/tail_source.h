@@ -64,6 +64,9 @@ private:
 
     asio::awaitable<void> run();
     asio::awaitable<void> watch_loop();
+    // Every poll_interval: the files' sizes, for sluice_file_behind_bytes, also while reading
+    // is paused (then run() does not look).
+    asio::awaitable<void> gauge_loop();
     // One turn of `f`: reads up to read_bytes and pushes what it framed. True if more may be
     // there already.
     asio::awaitable<bool> read_turn(tailed_file& f);
@@ -92,6 +95,7 @@ private:
     std::deque<uint32_t> ready_;                         // streams with bytes to read, in turn
     uint32_t next_stream_ = 1;
     asio::steady_timer wake_;
+    asio::steady_timer gauge_timer_;
     std::chrono::steady_clock::time_point next_scan_{};
     int64_t next_refresh_ns_ = 0;  // unix ns: when unchanged offsets are saved again
     bool rescan_soon_ = false;
