@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark of the file source: tail -> file sink for a pre-written file of LINES lines (the
 same real lines as every scenario, bench/lines.h), and the same split over 100 files, each
-against `cp` of the same files in the same run as the bare baseline (page cache warm for
-both). Prints lines/s, MB/s, peak RSS and the ratios; exits 1 when a target is missed:
+against `cp` of the same files in the same run as the bare baseline (cp's best of three;
+input in the page cache for both). Prints lines/s, MB/s, peak RSS and the ratios; exits 1 when a target is missed:
   tail-1, tail-100   >= 0.40 of cp's lines/s;   peak RSS <= max_bytes + 48 MiB.
 
 Run by bench/tail.sh (which builds); environment: LINES (2,000,000), REPEAT (1),
 MAX_BYTES_MIB (64), API_PORT (19598), FILE_SINK_BATCH (file sink batch table, default
-{ timeout = "20ms" } as in bench.py), KEEP=1 keeps the work dir.
+{ timeout = "20ms" } as in bench.py), BENCH_TMP (the work dir's parent; default /dev/shm, so
+both cp and sluice read and write memory only), KEEP=1 keeps the work dir.
 """
 import http.client
 import os
@@ -56,24 +57,32 @@ def make_inputs(work):
 
 
 def warm(directory):
+    """Input in the page cache, and no dirty pages left from an earlier run: otherwise the
+    kernel's writeback throttling lands on whichever run comes next (cp varied 3-26 M
+    lines/s without the sync)."""
     for name in os.listdir(directory):
         with open(os.path.join(directory, name), "rb") as f:
             while f.read(1 << 20):
                 pass
+    os.sync()
 
 
-def bench_cp(directory, work):
-    out = os.path.join(work, "cp-out")
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    warm(directory)
+def bench_cp(directory, work, tries=3):
+    """cp's best of `tries`: the shared vCPUs make single runs swing several fold, and the
+    best is what the machine can do, so the ratio errs against sluice."""
     files = sorted(os.path.join(directory, n) for n in os.listdir(directory))
-    start = time.perf_counter()
-    subprocess.run(["cp"] + files + [out], check=True)
-    # cp's bytes are only in the page cache too, as the file sink's are (fsync = false).
-    wall = time.perf_counter() - start
-    shutil.rmtree(out)
-    return wall
+    best = None
+    for _ in range(tries):
+        out = os.path.join(work, "cp-out")
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        warm(directory)
+        start = time.perf_counter()
+        subprocess.run(["cp"] + files + [out], check=True)
+        wall = time.perf_counter() - start
+        shutil.rmtree(out)
+        best = wall if best is None else min(best, wall)
+    return best
 
 
 def metric(body, name, label):
@@ -142,11 +151,16 @@ def main():
     for tool in (SLUICE, LOADGEN):
         if not os.access(tool, os.X_OK):
             sys.exit(f"{tool} is missing: run bench/tail.sh, which builds it")
-    work = tempfile.mkdtemp(prefix="sluice-bench-tail-")
+    # On tmpfs by default: on this VM's disk, writeback throttling made cp's rate swing 10x
+    # from one run to the next (3-33 M lines/s), whichever run it happened to land on.
+    base = os.environ.get("BENCH_TMP") or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
+    work = tempfile.mkdtemp(prefix="sluice-bench-tail-", dir=base)
     failed = False
     try:
         inputs, nbytes = make_inputs(work)
         log(f"{LINES} lines, {nbytes / 1e6:.1f} MB; work dir {work}")
+        print(f"machine: {os.cpu_count()} CPUs, {os.uname().release}; work dir on "
+              f"{os.path.dirname(work)}; {LINES} lines, {nbytes / 1e6:.1f} MB")
         rows = []
         for run in range(REPEAT):
             for name, directory in inputs.items():
@@ -154,7 +168,6 @@ def main():
                 wall, rss, cpu = bench_tail(name, directory, work, nbytes)
                 ratio = cp_wall / wall
                 ok = ratio >= TARGET and rss <= RSS_LIMIT
-                failed = failed or not ok
                 rows.append((run + 1, name, cp_wall, wall, rss, cpu, ratio, ok))
                 log(f"  run {run + 1} {name}: cp {LINES / cp_wall / 1e6:.2f} M lines/s, "
                     f"sluice {LINES / wall / 1e6:.2f} M lines/s ({ratio:.2f} of cp), "
@@ -165,7 +178,19 @@ def main():
         for run, name, cp_wall, wall, rss, cpu, ratio, ok in rows:
             print(f"| {run} | {name} | {LINES / cp_wall / 1e6:.2f} M | {LINES / wall / 1e6:.2f} M "
                   f"| {nbytes / wall / 1e6:.0f} | {ratio:.2f} | {rss / 2**20:.1f} | {cpu:.2f} | "
-                  f"{'pass' if ok else 'FAIL'} |")
+                  f"{'pass' if ok else 'below'} |")
+        # A run lasts a fraction of a second, so one run can land on a busy moment of the
+        # shared vCPUs: the target is judged on the median run of each scenario.
+        failed = False
+        for name in inputs:
+            mine = sorted((r for r in rows if r[1] == name), key=lambda r: r[6])
+            mid = mine[len(mine) // 2]
+            peak = max(r[4] for r in mine)
+            ok = mid[6] >= TARGET and peak <= RSS_LIMIT
+            failed = failed or not ok
+            print(f"| median | {name} | {LINES / mid[2] / 1e6:.2f} M | {LINES / mid[3] / 1e6:.2f} M "
+                  f"| {nbytes / mid[3] / 1e6:.0f} | {mid[6]:.2f} | {peak / 2**20:.1f} (peak of "
+                  f"all) | {mid[5]:.2f} | {'pass' if ok else 'FAIL'} |")
     finally:
         if os.environ.get("KEEP") != "1":
             shutil.rmtree(work, ignore_errors=True)

@@ -50,6 +50,16 @@ tail_source_config config_for(const temp_dir& dir, const std::string& pattern = 
     return c;
 }
 
+// A file source started on a test harness.
+struct tailing {
+    explicit tailing(tail_source_config c) : src("files", 0, h.io, h.q, std::move(c)) {
+        h.src = &src;
+        src.start();
+    }
+    harness h;
+    tail_source src;
+};
+
 std::vector<std::string> lines_seen(const harness& h) {
     std::vector<std::string> out;
     for (const auto& e : h.events) {
@@ -90,10 +100,9 @@ TEST_CASE("file source: reads every line of existing and new files, with their p
     const auto a = dir.path() / "logs" / "a.log";
     append(a, numbered_lines("a", 0, 1000));
     append(dir.path() / "logs" / "skip.txt", "not matched\n");
-    harness h;
-    tail_source src("files", 0, h.io, h.q, config_for(dir));
-    h.src = &src;
-    src.start();
+    tailing t(config_for(dir));
+    auto& h = t.h;
+    auto& src = t.src;
     run_until(h, 1000);
     // A file created while running is read from its start, like appended lines.
     const auto b = dir.path() / "logs" / "b.log";
@@ -129,12 +138,11 @@ TEST_CASE("file source: read_from = end skips what a file held at start", "[tail
     std::filesystem::create_directories(dir.path() / "logs");
     const auto a = dir.path() / "logs" / "a.log";
     append(a, numbered_lines("old", 0, 100));
-    harness h;
     auto cfg = config_for(dir);
     cfg.start_at = sluice::read_from::end;
-    tail_source src("files", 0, h.io, h.q, cfg);
-    h.src = &src;
-    src.start();
+    tailing t(cfg);
+    auto& h = t.h;
+    auto& src = t.src;
     for (int i = 0; i < 20; ++i) {
         h.pump();
     }
@@ -149,10 +157,9 @@ TEST_CASE("file source: a last line without its newline waits for line_flush", "
     std::filesystem::create_directories(dir.path() / "logs");
     const auto a = dir.path() / "logs" / "a.log";
     append(a, "complete\npart");
-    harness h;
-    tail_source src("files", 0, h.io, h.q, config_for(dir));
-    h.src = &src;
-    src.start();
+    tailing t(config_for(dir));
+    auto& h = t.h;
+    auto& src = t.src;
     run_until(h, 1);
     CHECK(lines_seen(h) == std::vector<std::string>{"complete"});
     // The newline comes before line_flush: one line.
@@ -176,10 +183,9 @@ TEST_CASE("file source: rename rotation and copytruncate lose and repeat nothing
     temp_dir dir;
     std::filesystem::create_directories(dir.path() / "logs");
     const auto a = dir.path() / "logs" / "app.log";
-    harness h;
-    tail_source src("files", 0, h.io, h.q, config_for(dir, "app.log"));
-    h.src = &src;
-    src.start();
+    tailing t(config_for(dir, "app.log"));
+    auto& h = t.h;
+    auto& src = t.src;
     append(a, numbered_lines("x", 0, 500));
     run_until(h, 500);
 
@@ -219,10 +225,9 @@ TEST_CASE("file source: a restart resumes after what was delivered, never before
     size_t first_run = 0;
     {
         // The sink takes some batches and never commits the rest: only those are saved.
-        harness h;
-        tail_source src("files", 0, h.io, h.q, config_for(dir));
-        h.src = &src;
-        src.start();
+        tailing t(config_for(dir));
+        auto& h = t.h;
+        auto& src = t.src;
         h.pump_until([&] { return h.q.events_size_guess() >= 20000; }, false, "every line read");
         std::vector<sluice::batch_ptr> out;
         REQUIRE(h.q.read_until(0, h.cursor, sluice::test::clk::now(), out, 5000, UINT64_MAX) ==
@@ -238,10 +243,9 @@ TEST_CASE("file source: a restart resumes after what was delivered, never before
     }
     const int64_t saved = saved_offsets(dir, "files").at("a.log");
     CHECK(saved > 0);
-    harness h;
-    tail_source src("files", 0, h.io, h.q, config_for(dir));
-    h.src = &src;
-    src.start();
+    tailing t(config_for(dir));
+    auto& h = t.h;
+    auto& src = t.src;
     run_until(h, 20000 - first_run);
     finish(h, src);
     // The second run starts exactly after the first one's delivered lines.
@@ -256,10 +260,9 @@ TEST_CASE("file source: a reused inode with other bytes is read from its start",
     const auto a = dir.path() / "logs" / "a.log";
     append(a, numbered_lines("first", 0, 50));
     {
-        harness h;
-        tail_source src("files", 0, h.io, h.q, config_for(dir));
-        h.src = &src;
-        src.start();
+        tailing t(config_for(dir));
+        auto& h = t.h;
+        auto& src = t.src;
         run_until(h, 50);
         finish(h, src);
     }
@@ -268,10 +271,9 @@ TEST_CASE("file source: a reused inode with other bytes is read from its start",
         std::ofstream out(a, std::ios::binary | std::ios::trunc);
         out << numbered_lines("second", 0, 80);
     }
-    harness h;
-    tail_source src("files", 0, h.io, h.q, config_for(dir));
-    h.src = &src;
-    src.start();
+    tailing t(config_for(dir));
+    auto& h = t.h;
+    auto& src = t.src;
     run_until(h, 80);
     finish(h, src);
     CHECK(h.events.size() == 80);
@@ -289,13 +291,12 @@ TEST_CASE("file source: multiline makes one event of each Java stack trace", "[t
                 "\tat com.example.Pool.take(Pool.java:88)\n\tat com.example.App.run(App.java:41)\n";
     }
     append(a, text);
-    harness h;
     auto cfg = config_for(dir);
     cfg.multiline = sluice::multiline_config{R"(^\d{4}-\d{2}-\d{2} )", 500, 100ms};
     cfg.read_bytes = 4096;  // traces span reads
-    tail_source src("files", 0, h.io, h.q, cfg);
-    h.src = &src;
-    src.start();
+    tailing t(cfg);
+    auto& h = t.h;
+    auto& src = t.src;
     run_until(h, 300);  // the last one after the multiline timeout
     finish(h, src);
     REQUIRE(h.events.size() == 300);
@@ -316,10 +317,9 @@ TEST_CASE("file source: files are read in turns, none starved", "[tail]") {
         append(dir.path() / "logs" / ("small" + std::to_string(f) + ".log"),
                numbered_lines("s" + std::to_string(f), 0, 100));
     }
-    harness h;
-    tail_source src("files", 0, h.io, h.q, config_for(dir));
-    h.src = &src;
-    src.start();
+    tailing t(config_for(dir));
+    auto& h = t.h;
+    auto& src = t.src;
     run_until(h, 202000);
     finish(h, src);
     size_t last_small = 0;
@@ -334,12 +334,11 @@ TEST_CASE("file source: files are read in turns, none starved", "[tail]") {
 TEST_CASE("file source: watch = poll finds new files and lines by rescanning alone", "[tail]") {
     temp_dir dir;
     std::filesystem::create_directories(dir.path() / "logs");
-    harness h;
     auto cfg = config_for(dir);
     cfg.watch = sluice::watch_mode::poll;
-    tail_source src("files", 0, h.io, h.q, cfg);
-    h.src = &src;
-    src.start();
+    tailing t(cfg);
+    auto& h = t.h;
+    auto& src = t.src;
     append(dir.path() / "logs" / "late.log", numbered_lines("p", 0, 5));
     run_until(h, 5);
     append(dir.path() / "logs" / "late.log", numbered_lines("p", 5, 8));
