@@ -1,18 +1,26 @@
 // Tests for the file source's parts that stand alone: file identity (fingerprints), the
-// checkpoint store (SQLite) and multiline assembly, the latter on a real Java stack trace.
+// checkpoint store (SQLite), multiline assembly (on a real Java stack trace) and the file
+// watcher (globs, excludes, inotify).
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <exception>
 
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include "common/error.h"
 #include "ingest/tail/checkpoint_store.h"
 #include "ingest/tail/file_identity.h"
+#include "ingest/tail/file_watcher.h"
 #include "ingest/tail/multiline.h"
 #include "tests/temp_dir.h"
 
@@ -214,4 +222,66 @@ TEST_CASE("multiline: a bad pattern is a clear error", "[tail][multiline]") {
     CHECK_FALSE(sluice::multiline_pattern_error("(unclosed").empty());
     CHECK(sluice::multiline_pattern_error(R"(^\S)").empty());
     CHECK_THROWS_AS(multiline_assembler(multiline_config{"(unclosed", 5, 1s}, 100), sluice::error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// File watcher
+
+TEST_CASE("the watcher matches include globs less the excludes, in globbed directories too",
+          "[tail]") {
+    temp_dir dir;
+    const auto root = dir.path();
+    for (const char* sub : {"a", "b", "c"}) {
+        std::filesystem::create_directories(root / sub);
+    }
+    write_file(root / "a" / "app.log", "x\n");
+    write_file(root / "b" / "app.log", "x\n");
+    write_file(root / "b" / "old.log.gz", "x\n");
+    write_file(root / "c" / "skip.log", "x\n");
+    write_file(root / "a" / "notes.txt", "x\n");
+    std::filesystem::create_directories(root / "a" / "dir.log");  // not a regular file
+    asio::io_context io;
+    sluice::file_watcher w(io, {(root / "*" / "*.log*").string()},
+                           {"*.gz", (root / "c" / "*").string()});
+    std::vector<std::string> found;
+    for (const auto& f : w.scan()) {
+        found.push_back(std::filesystem::path(f.path).lexically_relative(root).string());
+        CHECK(f.ino != 0);
+    }
+    std::sort(found.begin(), found.end());
+    CHECK(found == std::vector<std::string>{"a/app.log", "b/app.log"});
+    CHECK(w.matches((root / "a" / "new.log").string()));
+    CHECK_FALSE(w.matches((root / "a" / "new.log.gz").string()));
+    CHECK_FALSE(w.matches((root / "c" / "x.log").string()));
+    CHECK_FALSE(w.matches((root / "a" / "deeper" / "x.log").string()));  // * stops at '/'
+}
+
+TEST_CASE("the watcher reports files created and written, through inotify", "[tail]") {
+    temp_dir dir;
+    asio::io_context io;
+    sluice::file_watcher w(io, {(dir.path() / "*.log").string()}, {});
+    w.start_inotify();
+    CHECK(w.scan().empty());  // watches the directory
+    std::vector<sluice::watch_event> events;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { events = co_await w.next_events(); },
+        [](std::exception_ptr e) {
+            if (e) {
+                std::rethrow_exception(e);
+            }
+        });
+    write_file(dir.path() / "new.log", "line\n");
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (events.empty() && std::chrono::steady_clock::now() < deadline) {
+        io.run_for(10ms);
+    }
+    REQUIRE_FALSE(events.empty());
+    bool created = false;
+    for (const auto& e : events) {
+        CHECK(e.path == (dir.path() / "new.log").string());
+        created = created || (e.mask & IN_CREATE) != 0;
+        CHECK_FALSE(e.overflow);
+    }
+    CHECK(created);
+    w.stop();
 }

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -41,6 +42,8 @@ constexpr auto rotated_check = std::chrono::milliseconds(250);
 // Checkpoints of files that did not move are saved again this often, so pruning (of files
 // gone for days) never takes a live one.
 constexpr int64_t refresh_ns = int64_t{3600} * 1'000'000'000;
+// Bytes read between two yields to the other handlers of the io thread.
+constexpr uint64_t yield_bytes = 1 << 20;
 
 }  // namespace
 
@@ -145,6 +148,7 @@ asio::awaitable<void> tail_source::gauge_loop() {
 // ---- reading ----------------------------------------------------------------------------
 
 asio::awaitable<void> tail_source::run() {
+    uint64_t since_yield = 0;
     while (!stopped_) {
         co_await wait_while_paused();
         if (stopped_) {
@@ -163,8 +167,16 @@ asio::awaitable<void> tail_source::run() {
             }
             tailed_file& f = *it->second;
             f.queued = false;
+            const uint64_t before = read(counters_.bytes_total);
             if (co_await read_turn(f)) {
                 queue_read(f);  // to the back: every other ready file reads first
+            }
+            // A push the queue takes at once does not suspend: after each MiB, let the other
+            // sources on this thread, and the acknowledgements posted to it, have a turn.
+            since_yield += read(counters_.bytes_total) - before;
+            if (since_yield >= yield_bytes) {
+                since_yield = 0;
+                co_await asio::post(io_, asio::use_awaitable);
             }
             continue;
         }
