@@ -315,10 +315,10 @@ void tail_source::open_file(const std::string& path, bool at_start) {
         spdlog::warn("Source {}: cannot open {}: {}.", name(), path, std::strerror(errno));
         return;
     }
-    const uint32_t file_id = next_stream_++;
-    if ((file_id >> (32 - generation_bits)) != 0) {
+    if ((next_stream_ >> (32 - generation_bits)) != 0) {
         next_stream_ = 1;  // 16 M files later: ids are reused, long after the old ones closed
     }
+    const uint32_t file_id = next_stream_++;
     auto f = std::make_unique<tailed_file>(file_id, config_, config_.codec);
     f->path = path;
     f->fd = std::move(fd);
