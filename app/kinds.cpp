@@ -115,28 +115,27 @@ std::string joined_names(const Table& table) {
     return out;
 }
 
+// The row named `name`, or nullptr.
+template <typename Table>
+auto find_row(const Table& table, std::string_view name) -> typename Table::value_type {
+    for (const auto* k : table) {
+        if (k->name == name) {
+            return k;
+        }
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 std::span<const source_kind* const> source_kinds() { return source_table; }
 std::span<const sink_kind* const> sink_kinds() { return sink_table; }
 
 const source_kind* find_source_kind(std::string_view name) {
-    for (const auto* k : source_table) {
-        if (k->name == name) {
-            return k;
-        }
-    }
-    return nullptr;
+    return find_row(source_table, name);
 }
 
-const sink_kind* find_sink_kind(std::string_view name) {
-    for (const auto* k : sink_table) {
-        if (k->name == name) {
-            return k;
-        }
-    }
-    return nullptr;
-}
+const sink_kind* find_sink_kind(std::string_view name) { return find_row(sink_table, name); }
 
 std::string source_kind_names() { return joined_names(source_table); }
 std::string sink_kind_names() { return joined_names(sink_table); }

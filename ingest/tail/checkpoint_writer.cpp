@@ -1,7 +1,5 @@
 #include "ingest/tail/checkpoint_writer.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
