@@ -16,8 +16,15 @@ namespace sluice {
 
 http_api::http_api(const pipeline& p, std::string address)
     : pipeline_(p), address_(std::move(address)), server_(std::make_unique<httplib::Server>()) {
-    server_->Get("/health", [](const httplib::Request&, httplib::Response& res) {
-        res.set_content("ok\n", "text/plain");
+    // Alive: 200 while the process runs; the body names any sink that is not writing.
+    server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(render_health(pipeline_), "text/plain");
+    });
+    // Ready to take more: 503 while a sink is failed or the queue blocks its sources.
+    server_->Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+        std::string why = not_ready_reasons(pipeline_);
+        res.status = why.empty() ? 200 : 503;
+        res.set_content(why.empty() ? "ready\n" : why, "text/plain");
     });
     server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         res.set_content(render_prometheus(pipeline_), "text/plain; version=0.0.4");
@@ -35,7 +42,7 @@ void http_api::start() {
     if (!server_->bind_to_port(host.c_str(), endpoint.port())) {
         throw error("api: cannot listen on " + address_);
     }
-    spdlog::info("HTTP API on http://{}/ (/health, /metrics, /status).", address_);
+    spdlog::info("HTTP API on http://{}/ (/health, /ready, /metrics, /status).", address_);
     thread_ = std::thread([this] {
         set_thread_name("http-api");
         server_->listen_after_bind();

@@ -1,5 +1,6 @@
-// http_api: the HTTP API (cpp-httplib) on its own thread: GET /health, /metrics (Prometheus
-// text) and /status (one JSON snapshot). It only reads counters and the queue's stats.
+// http_api: the HTTP API (cpp-httplib) on its own thread: GET /health, /ready, /metrics
+// (Prometheus text) and /status (one JSON snapshot). It only reads counters and the queue's
+// stats; it has no route that changes anything.
 #pragma once
 
 #include <memory>
@@ -36,6 +37,10 @@ private:
 std::string render_prometheus(const pipeline& p);
 // The same figures as one JSON object (what `sluice top` reads).
 std::string render_status_json(const pipeline& p);
+// /health's body: "ok", then a line per sink that is not writing (retrying or failed).
+std::string render_health(const pipeline& p);
+// Why /ready answers 503, a line each (a failed sink, a blocked queue); empty when ready.
+std::string not_ready_reasons(const pipeline& p);
 // This process's resident set size in bytes (from /proc/self/statm).
 uint64_t resident_memory_bytes();
 

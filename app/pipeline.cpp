@@ -9,6 +9,7 @@
 #include "app/http_api.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/units.h"
 #include "app/kinds.h"
 
 namespace sluice {
@@ -96,9 +97,7 @@ int pipeline::run() {
     signals.async_wait(on_signal);
 
     for (size_t i = 0; i < sinks_.size(); ++i) {
-        sinks_[i]->start(*queue_, i, [this] {
-            asio::post(io_, [this] { begin_shutdown(1); });
-        });
+        sinks_[i]->start(*queue_, i);
     }
     try {
         for (auto& s : sources_) {
@@ -169,9 +168,16 @@ void pipeline::watch_shutdown() {
         return;
     }
     if (std::chrono::steady_clock::now() >= shutdown_deadline_) {
-        spdlog::error(
-            "Shutdown timeout: {} events in {} bytes could not be delivered and are lost.",
-            queue_->events_size_guess(), queue_->bytes_size_guess());
+        const queue_stats stats = queue_->stats();
+        for (size_t k = 0; k < sinks_.size(); ++k) {
+            if (!sinks_[k]->finished() && stats.sinks[k].events > 0) {
+                spdlog::error("Shutdown timeout: sink {} ({}) did not write {} events ({}).",
+                              sinks_[k]->name(), to_string(sinks_[k]->state()),
+                              stats.sinks[k].events, format_size(stats.sinks[k].bytes));
+            }
+        }
+        spdlog::error("Shutdown timeout: {} events in {} could not be delivered and are lost.",
+                      stats.events, format_size(stats.bytes));
         finish(1);
         return;
     }

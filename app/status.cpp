@@ -95,6 +95,35 @@ std::string render_prometheus(const pipeline& p) {
                [](const source& s) { return read(s.counters().truncated_total); });
     per_source("sluice_decode_errors_total", "counter", "Events kept as text: undecodable.",
                [](const source& s) { return read(s.counters().decode_errors_total); });
+    per_source("sluice_source_errors_total", "counter",
+               "Exceptions that ended a coroutine of the source (each loop is restarted).",
+               [](const source& s) { return read(s.counters().errors_total); });
+
+    auto per_connection_source = [&](std::string_view name, std::string_view type,
+                                     std::string_view help, auto value) {
+        w.header(name, type, help);
+        for (const auto& s : sources) {
+            if (const connection_counters* c = s->connections()) {
+                w.sample(name, label("source", s->name()), value(*c));
+            }
+        }
+    };
+    per_connection_source("sluice_source_connections", "gauge", "Connections open now.",
+                          [](const connection_counters& c) { return read(c.open); });
+    per_connection_source("sluice_source_idle_timeouts_total", "counter",
+                          "Connections closed after idle_timeout without a complete line.",
+                          [](const connection_counters& c) { return read(c.idle_closed); });
+    w.header("sluice_source_connections_rejected_total", "counter",
+             "Connections refused or cut off before their first line, by reason.");
+    for (const auto& s : sources) {
+        if (const connection_counters* c = s->connections()) {
+            for (const auto& [reason, n] : {std::pair{"max_connections", &c->rejected_limit},
+                                            std::pair{"tls", &c->rejected_tls}}) {
+                w.sample("sluice_source_connections_rejected_total",
+                         label("source", s->name()) + "," + label("reason", reason), read(*n));
+            }
+        }
+    }
 
     auto per_file_source = [&](std::string_view name, std::string_view type,
                                std::string_view help, auto value) {
@@ -144,6 +173,10 @@ std::string render_prometheus(const pipeline& p) {
              [](const sink_counters& c) { return read(c.errors_total); });
     per_sink("sluice_sink_retries_total", "Writes retried after a backoff.",
              [](const sink_counters& c) { return read(c.retries_total); });
+    w.header("sluice_sink_up", "gauge", "1 unless the sink is failed (a permanent error).");
+    for (const auto& k : sinks) {
+        w.sample("sluice_sink_up", label("sink", k->name()), k->failed() ? 0 : 1);
+    }
 
     w.header("sluice_sink_batch_duration_seconds", "histogram", "Time to write one batch.");
     for (const auto& k : sinks) {
@@ -166,6 +199,34 @@ std::string render_prometheus(const pipeline& p) {
     w.header("process_resident_memory_bytes", "gauge", "Resident memory of this process.");
     w.sample("process_resident_memory_bytes", resident_memory_bytes());
     return w.take();
+}
+
+std::string render_health(const pipeline& p) {
+    std::string out = "ok\n";
+    for (const auto& k : p.sinks()) {
+        if (k->state() != sink_state::ok) {
+            fmt::format_to(std::back_inserter(out), "sink {} {}: {}\n", k->name(),
+                           to_string(k->state()), k->last_error());
+        }
+    }
+    return out;
+}
+
+std::string not_ready_reasons(const pipeline& p) {
+    std::string out;
+    for (const auto& k : p.sinks()) {
+        if (k->failed()) {
+            fmt::format_to(std::back_inserter(out), "sink {} failed: {}\n", k->name(),
+                           k->last_error());
+        }
+    }
+    if (p.queue().blocked_guess()) {
+        const queue_stats q = p.queue().stats();
+        fmt::format_to(std::back_inserter(out),
+                       "queue full: {} of {} events, {} of {} bytes; sources are paused\n",
+                       q.events, q.max_events, q.bytes, q.max_bytes);
+    }
+    return out;
 }
 
 std::string render_status_json(const pipeline& p) {
@@ -195,6 +256,14 @@ std::string render_status_json(const pipeline& p) {
         const file_counters& files = s->files() != nullptr ? *s->files() : none;
         fmt::format_to(o, ",\"files_watched\":{},\"files_behind_bytes\":{}", read(files.watched),
                        read(files.behind_bytes));
+        const connection_counters no_connections;
+        const connection_counters& conns =
+            s->connections() != nullptr ? *s->connections() : no_connections;
+        fmt::format_to(o,
+                       ",\"connections\":{},\"connections_rejected\":{{\"max_connections\":{},"
+                       "\"tls\":{}}},\"idle_timeouts_total\":{},\"errors_total\":{}",
+                       read(conns.open), read(conns.rejected_limit), read(conns.rejected_tls),
+                       read(conns.idle_closed), read(c.errors_total));
         fmt::format_to(o,
                        ",\"events_total\":{},\"bytes_total\":{},\"paused\":{},"
                        "\"backpressure_seconds_total\":{:.6f},\"truncated_total\":{},"
@@ -218,10 +287,12 @@ std::string render_status_json(const pipeline& p) {
         fmt::format_to(o,
                        ",\"events_total\":{},\"batches_total\":{},\"errors_total\":{},"
                        "\"retries_total\":{},\"lag_events\":{},\"lag_bytes\":{},"
-                       "\"lag_seconds\":{:.6f},\"failed\":{}}}",
+                       "\"lag_seconds\":{:.6f},\"state\":\"{}\",\"failed\":{},\"last_error\":",
                        read(c.events_total), read(c.batches_total), read(c.errors_total),
                        read(c.retries_total), q.sinks[k].events, q.sinks[k].bytes,
-                       q.sinks[k].seconds, s.failed());
+                       q.sinks[k].seconds, to_string(s.state()), s.failed());
+        append_json_string(out, s.last_error());
+        out += "}";
     }
     out += "]}\n";
     return out;

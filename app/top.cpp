@@ -129,6 +129,7 @@ top_sink read_sink(object_reader& r) {
     s.lag_events = r.count("lag_events");
     s.lag_bytes = r.count("lag_bytes");
     s.lag_seconds = r.number("lag_seconds");
+    s.state = r.text("state");
     s.failed = r.boolean("failed");
     return s;
 }
@@ -307,7 +308,10 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
         top_style::header);
     for (const auto& s : current.sinks) {
         const top_sink* old = before ? find_named(before->sinks, s.name) : nullptr;
-        const bool erring = old != nullptr && s.errors_total > old->errors_total;
+        // A sink between two attempts is `retrying`; one that failed since the last refresh
+        // and already wrote again still shows it.
+        const bool erring = s.state == "retrying" ||
+                            (old != nullptr && s.errors_total > old->errors_total);
         add(fmt::format("{:<{}} {:>9} {:>9} {:>9} {:>10} {:>9.1f} {:>8.1f} {:>7} {:>7}  {}",
                         name(s.name), name_width,
                         format_rate(rate(old, s, &top_sink::events_total, seconds)),

@@ -41,6 +41,7 @@ struct top_sink {
     uint64_t lag_events = 0;
     uint64_t lag_bytes = 0;
     double lag_seconds = 0;
+    std::string state = "ok";  // ok | retrying | failed
     bool failed = false;
 };
 

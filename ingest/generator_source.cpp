@@ -2,8 +2,6 @@
 
 #include <array>
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
@@ -58,12 +56,10 @@ void generator_source::start() {
     spdlog::info("Source {} generating {} events/s ({} in all).", name(),
                  config_.rate == 0 ? std::string("unlimited") : std::to_string(config_.rate),
                  config_.count == 0 ? std::string("unlimited") : std::to_string(config_.count));
-    running_ = true;
-    asio::co_spawn(io_, generate_loop(), asio::detached);
+    supervise("generator loop", [this] { return generate_loop(); });
 }
 
-void generator_source::stop() noexcept {
-    stopped_ = true;
+void generator_source::on_stop() noexcept {
     tick_.cancel();
 }
 
@@ -94,7 +90,7 @@ void generator_source::make_line(batch& b, uint64_t seq, int64_t now_ns) {
 
 asio::awaitable<void> generator_source::generate_loop() {
     const int64_t start_ns = mono_now_ns();
-    while (!stopped_ && (config_.count == 0 || generated_ < config_.count)) {
+    while (!stopping() && (config_.count == 0 || generated_ < config_.count)) {
         uint64_t due = max_batch_events;
         if (config_.rate != 0) {
             const auto elapsed = static_cast<double>(mono_now_ns() - start_ns) / 1e9;
@@ -106,7 +102,8 @@ asio::awaitable<void> generator_source::generate_loop() {
         }
         if (due == 0) {
             tick_.expires_after(tick);
-            co_await tick_.async_wait(use_tuple);
+            auto [ec] = co_await tick_.async_wait(use_tuple);
+            check_wait(ec, "the next tick");
             continue;
         }
         auto b = std::make_shared<batch>(id(), due * 160);
@@ -131,7 +128,6 @@ asio::awaitable<void> generator_source::generate_loop() {
     if (config_.count != 0 && generated_ >= config_.count) {
         spdlog::info("Source {} generated all {} events.", name(), generated_);
     }
-    running_ = false;
 }
 
 }  // namespace sluice

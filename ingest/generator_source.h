@@ -26,11 +26,10 @@ public:
                      generator_source_config config);
 
     void start() override;
-    void stop() noexcept override;
-    bool idle() const override { return !running_; }
     uint64_t generated() const { return generated_; }
 
 private:
+    void on_stop() noexcept override;
     asio::awaitable<void> generate_loop();
     // Appends event number `seq` in the configured format.
     void make_line(batch& b, uint64_t seq, int64_t now_ns);
@@ -40,8 +39,6 @@ private:
     asio::steady_timer tick_;
     std::string line_;
     uint64_t generated_ = 0;
-    bool stopped_ = false;
-    bool running_ = false;
 };
 
 std::optional<generator_format> parse_generator_format(std::string_view s);

@@ -1,5 +1,6 @@
 #include "ingest/source.h"
 
+#include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -12,6 +13,106 @@ namespace sluice {
 source::source(std::string name, source_id id, asio::io_context& io, bounded_queue& queue)
     : io_(io), queue_(queue), name_(std::move(name)), id_(id), resume_signal_(io) {
     resume_signal_.expires_at(asio::steady_timer::time_point::max());
+}
+
+namespace {
+
+constexpr auto first_backoff = std::chrono::milliseconds(100);
+constexpr auto max_backoff = std::chrono::seconds(30);
+// A loop that ran this long before it threw starts its backoff over.
+constexpr auto healthy_run = std::chrono::minutes(1);
+
+std::string describe(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "an exception not derived from std::exception";
+    }
+}
+
+}  // namespace
+
+void source::stop() noexcept {
+    stopping_ = true;
+    for (auto* timer : backoffs_) {
+        timer->cancel();
+    }
+    on_stop();
+}
+
+void source::report_failure(const std::string& what, std::exception_ptr e) {
+    bump(counters_.errors_total);
+    uint64_t suppressed = 0;
+    if (failure_log_.should_log(suppressed)) {
+        if (suppressed != 0) {
+            spdlog::error("Source {}: the {} failed: {} ({} more failures in the last second.)",
+                          name_, what, describe(e), suppressed);
+        } else {
+            spdlog::error("Source {}: the {} failed: {}", name_, what, describe(e));
+        }
+    }
+}
+
+void source::check_wait(const asio::error_code& ec, const char* what) const {
+    if (ec && ec != asio::error::operation_aborted) {
+        throw asio::system_error(ec, std::string("waiting for ") + what);
+    }
+}
+
+void source::supervise(std::string what, std::function<asio::awaitable<void>()> make,
+                       std::function<void()> done) {
+    spawn_task(what, supervisor(what, std::move(make)), std::move(done));
+}
+
+void source::spawn_task(std::string what, asio::awaitable<void> task,
+                        std::function<void()> done) {
+    ++live_tasks_;
+    asio::co_spawn(io_, std::move(task),
+                   [this, what = std::move(what), done = std::move(done)](std::exception_ptr e) {
+                       --live_tasks_;
+                       if (e) {
+                           report_failure(what, e);
+                       }
+                       if (done) {
+                           done();
+                       }
+                   });
+}
+
+asio::awaitable<void> source::supervisor(std::string what,
+                                         std::function<asio::awaitable<void>()> make) {
+    using clock = std::chrono::steady_clock;
+    std::chrono::nanoseconds backoff = first_backoff;
+    asio::steady_timer timer(io_);
+    while (!stopping_) {
+        const auto began = clock::now();
+        std::exception_ptr failure;
+        try {
+            co_await make();
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (!failure) {
+            co_return;
+        }
+        report_failure(what, failure);
+        if (stopping_) {
+            break;
+        }
+        if (clock::now() - began >= healthy_run) {
+            backoff = first_backoff;
+        }
+        spdlog::info("Source {}: restarting the {} in {:.1f} s.", name_, what,
+                     std::chrono::duration<double>(backoff).count());
+        timer.expires_after(backoff);
+        backoffs_.insert(&timer);
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        backoffs_.erase(&timer);
+        check_wait(ec, "a restart");  // cancelled by stop(): the loop condition ends it
+        backoff = std::min<std::chrono::nanoseconds>(backoff * 2, max_backoff);
+    }
 }
 
 void source::pause() {
@@ -42,9 +143,8 @@ void source::resume() {
 
 asio::awaitable<void> source::wait_while_paused() {
     while (paused()) {
-        auto [ec] = co_await resume_signal_.async_wait(
-            asio::experimental::as_tuple(asio::use_awaitable));
-        (void)ec;
+        auto [ec] = co_await resume_signal_.async_wait(use_tuple);
+        check_wait(ec, "the queue to resume");
     }
 }
 

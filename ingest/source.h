@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <string>
+#include <unordered_set>
 
 #include <asio/awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -14,6 +17,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "common/log_limiter.h"
 #include "common/metrics.h"
 #include "queue/bounded_queue.h"
 
@@ -29,6 +33,7 @@ struct source_counters {
     counter decode_errors_total{0};
     counter backpressure_ns_total{0};
     counter kernel_drops_total{0};   // UDP: datagrams the kernel dropped
+    counter errors_total{0};         // exceptions out of the source's coroutines
     std::atomic<bool> paused{false};
     std::atomic<int64_t> paused_since_ns{0};  // monotonic; 0 when not paused
 };
@@ -40,6 +45,14 @@ struct file_counters {
     counter rotations_rename{0};
     counter rotations_truncate{0};
     counter rotations_delete{0};
+};
+
+// What a source that accepts connections reports of them (sluice_source_connections*).
+struct connection_counters {
+    counter open{0};              // connections open now
+    counter rejected_limit{0};    // refused: max_connections were open
+    counter rejected_tls{0};      // TLS handshake failed or did not finish in time
+    counter idle_closed{0};       // closed after idle_timeout without a complete line
 };
 
 class source {
@@ -56,10 +69,12 @@ public:
     // io thread: begin reading (binds or opens now, throws sluice::error if it cannot).
     virtual void start() = 0;
     // io thread: stop accepting and reading. Data already read is still pushed: the source
-    // reports idle() once it has nothing left to push.
-    virtual void stop() noexcept = 0;
-    // io thread: true once stopped and everything read is in the queue (or dropped).
-    virtual bool idle() const = 0;
+    // reports idle() once it has nothing left to push. No loop is restarted after this.
+    void stop() noexcept;
+    // io thread: true once no coroutine of the source runs: after stop(), everything read is
+    // then in the queue (or dropped). A source that ends by itself (a generator's count) is
+    // idle without stop().
+    bool idle() const { return live_tasks_ == 0; }
 
     // io thread: the queue has room again; wakes everything waiting in push().
     void resume();
@@ -72,8 +87,31 @@ public:
     virtual void flush_acknowledgements() noexcept {}
     // Any thread: the files this source tails, or nullptr for a source that tails none.
     virtual const file_counters* files() const { return nullptr; }
+    // Any thread: the connections this source accepts, or nullptr for one that accepts none.
+    virtual const connection_counters* connections() const { return nullptr; }
 
 protected:
+    // io thread: what stop() does for this kind of source (close, cancel).
+    virtual void on_stop() noexcept = 0;
+    bool stopping() const { return stopping_; }
+
+    // io thread: runs the coroutine `make` returns, supervised. When it throws, the error is
+    // logged with `what`, counted, and after a backoff (100 ms, doubling to 30 s; back to
+    // 100 ms after a run of a minute) `make` is called again, until stop(). A coroutine that
+    // returns is done. `done` runs once the loop is over for good, however it ended.
+    void supervise(std::string what, std::function<asio::awaitable<void>()> make,
+                   std::function<void()> done = {});
+    // io thread: runs one task (a connection): a throw is logged and counted, not retried.
+    // `done` runs when it ends, however it ended.
+    void spawn_task(std::string what, asio::awaitable<void> task,
+                    std::function<void()> done = {});
+    // io thread: logs (at most once a second, saying how many were held back) and counts an
+    // exception that ended one of this source's coroutines.
+    void report_failure(const std::string& what, std::exception_ptr e);
+    // io thread: an error from a wait that only stop() or resume() should end: operation
+    // aborted is expected; anything else is thrown, so the supervisor restarts the loop.
+    void check_wait(const asio::error_code& ec, const char* what) const;
+
     // io thread: pushes `b`, waiting through `full` until the queue takes it. Counts events
     // and drops. Returns false if the queue is closed (the batch is then lost: only at exit).
     asio::awaitable<bool> push(batch_ptr b);
@@ -90,9 +128,16 @@ protected:
     source_counters counters_;
 
 private:
+    asio::awaitable<void> supervisor(std::string what,
+                                     std::function<asio::awaitable<void>()> make);
+
     std::string name_;
     source_id id_;
     asio::steady_timer resume_signal_;
+    bool stopping_ = false;
+    size_t live_tasks_ = 0;
+    std::unordered_set<asio::steady_timer*> backoffs_;  // supervisors waiting to restart
+    log_limiter failure_log_;
 };
 
 }  // namespace sluice

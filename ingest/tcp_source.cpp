@@ -1,7 +1,6 @@
 #include "ingest/tcp_source.h"
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -49,8 +48,17 @@ tcp_source::tcp_source(std::string name, source_id id, asio::io_context& io,
     : source(std::move(name), id, io, queue), config_(std::move(config)), acceptor_(io) {}
 
 void tcp_source::start() {
-    const auto endpoint = parse_tcp_endpoint(config_.address);
+    listen();
+    supervise("accept loop", [this] { return accept_loop(); });
+}
+
+void tcp_source::listen() {
+    auto endpoint = parse_tcp_endpoint(config_.address);
+    if (port_ != 0) {
+        endpoint.port(port_);  // a re-bind keeps the port an address ":0" was given
+    }
     asio::error_code ec;
+    acceptor_.close(ec);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) {
         acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
@@ -62,18 +70,17 @@ void tcp_source::start() {
         acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     }
     if (ec) {
+        asio::error_code ignored;
+        acceptor_.close(ignored);
         throw error("source " + name() + ": cannot listen on " + config_.address + ": " +
                     ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
     spdlog::info("Source {} listening on tcp {}:{}.", name(), endpoint.address().to_string(),
                  port_);
-    accepting_ = true;
-    asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
-void tcp_source::stop() noexcept {
-    stopped_ = true;
+void tcp_source::on_stop() noexcept {
     asio::error_code ec;
     acceptor_.close(ec);
     // Cancelling the reads ends each connection loop, which pushes its partial line.
@@ -82,33 +89,69 @@ void tcp_source::stop() noexcept {
     }
 }
 
+void tcp_source::refuse(asio::ip::tcp::socket& socket) {
+    bump(connection_counters_.rejected_limit);
+    uint64_t suppressed = 0;
+    if (refuse_log_.should_log(suppressed)) {
+        spdlog::warn("Source {}: refused a connection: {} of {} connections open ({} more "
+                     "refused in the last 5 s).",
+                     name(), connections_.size(), config_.max_connections, suppressed);
+    }
+    asio::error_code ignored;
+    socket.close(ignored);
+}
+
+namespace {
+
+// Accept errors that pass: out of descriptors or memory, or a peer gone before accept.
+bool transient_accept_error(const asio::error_code& ec) {
+    return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+           ec == asio::error::no_memory || ec == asio::error::connection_aborted ||
+           ec == asio::error::interrupted || ec.value() == ENFILE;
+}
+
+}  // namespace
+
 asio::awaitable<void> tcp_source::accept_loop() {
+    if (!acceptor_.is_open()) {
+        listen();  // a restart after a failure
+    }
     asio::steady_timer backoff(io_);
-    while (!stopped_) {
+    while (!stopping()) {
         auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-        if (stopped_) {
+        if (stopping()) {
             break;
         }
         if (ec) {
+            if (!transient_accept_error(ec)) {
+                throw asio::system_error(ec, "accept");  // re-bound by the supervisor
+            }
             // EMFILE and friends: back off rather than spin on a failing accept.
-            spdlog::warn("Source {}: accept failed: {}; retrying in 100 ms.", name(),
-                         ec.message());
+            uint64_t suppressed = 0;
+            if (accept_log_.should_log(suppressed)) {
+                spdlog::warn("Source {}: accept failed: {}; retrying in 100 ms ({} more in the "
+                             "last 5 s).",
+                             name(), ec.message(), suppressed);
+            }
             backoff.expires_after(std::chrono::milliseconds(100));
-            co_await backoff.async_wait(use_tuple);
+            auto [waited] = co_await backoff.async_wait(use_tuple);
+            check_wait(waited, "accept backoff");
             continue;
         }
         if (connections_.size() >= config_.max_connections) {
-            spdlog::warn("Source {}: refused a connection: {} of {} connections open.", name(),
-                         connections_.size(), config_.max_connections);
-            asio::error_code ignored;
-            socket.close(ignored);
+            refuse(socket);
             continue;
         }
         auto shared = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
         connections_.insert(shared);
-        asio::co_spawn(io_, serve(shared), asio::detached);
+        connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
+        spawn_task("connection", serve(shared), [this, shared] {
+            asio::error_code ignored;
+            shared->close(ignored);
+            connections_.erase(shared);
+            connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
+        });
     }
-    accepting_ = false;
 }
 
 asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> socket) {
@@ -153,7 +196,7 @@ asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> s
     };
     for (;;) {
         co_await wait_while_paused();
-        if (stopped_) {
+        if (stopping()) {
             break;
         }
         auto& buffer = current->buffer();
@@ -176,9 +219,6 @@ asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> s
         }
     }
     co_await seal_and_push(true);
-    asio::error_code ignored;
-    socket->close(ignored);
-    connections_.erase(socket);
 }
 
 }  // namespace sluice

@@ -31,21 +31,25 @@ public:
                tcp_source_config config);
 
     void start() override;
-    void stop() noexcept override;
-    bool idle() const override { return stopped_ && connections_.empty() && !accepting_; }
     // The bound port (for address ":0" in tests). io thread, after start().
     uint16_t port() const { return port_; }
+    const connection_counters* connections() const override { return &connection_counters_; }
 
 private:
+    void on_stop() noexcept override;
+    // Opens, binds and listens (again, after the accept loop failed). Throws sluice::error.
+    void listen();
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> serve(std::shared_ptr<asio::ip::tcp::socket> socket);
+    void refuse(asio::ip::tcp::socket& socket);
 
     tcp_source_config config_;
     asio::ip::tcp::acceptor acceptor_;
     std::unordered_set<std::shared_ptr<asio::ip::tcp::socket>> connections_;
+    connection_counters connection_counters_;
+    log_limiter accept_log_{5'000'000'000};
+    log_limiter refuse_log_{5'000'000'000};
     uint16_t port_ = 0;
-    bool stopped_ = false;
-    bool accepting_ = false;
 };
 
 // Splits "host:port" ("[::1]:5170" too) into an endpoint. Throws sluice::error.

@@ -6,8 +6,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -66,12 +64,10 @@ void udp_source::start() {
     scratch_.resize(slot * datagrams_per_call);
     spdlog::info("Source {} listening on udp {}:{} (receive buffer {}).", name(),
                  endpoint.address().to_string(), port_, format_size(static_cast<uint64_t>(got)));
-    running_ = true;
-    asio::co_spawn(io_, receive_loop(), asio::detached);
+    supervise("receive loop", [this] { return receive_loop(); });
 }
 
-void udp_source::stop() noexcept {
-    stopped_ = true;
+void udp_source::on_stop() noexcept {
     asio::error_code ec;
     socket_.cancel(ec);
 }
@@ -185,15 +181,14 @@ void udp_source::seal_and_push() {
 }
 
 asio::awaitable<void> udp_source::receive_loop() {
-    while (!stopped_) {
+    while (!stopping()) {
         if (drain()) {
             continue;
         }
         auto [ec] = co_await socket_.async_wait(asio::ip::udp::socket::wait_read, use_tuple);
-        (void)ec;
+        check_wait(ec, "datagrams");  // cancelled at stop: the loop ends
     }
     drain();  // what the kernel already holds was received: keep it
-    running_ = false;
 }
 
 }  // namespace sluice

@@ -33,11 +33,10 @@ public:
                udp_source_config config);
 
     void start() override;
-    void stop() noexcept override;
-    bool idle() const override { return stopped_ && !running_; }
     uint16_t port() const { return port_; }
 
 private:
+    void on_stop() noexcept override;
     asio::awaitable<void> receive_loop();
     // Reads every datagram ready now; false when nothing was ready.
     bool drain();
@@ -54,8 +53,6 @@ private:
     socklen_t peer_len_ = 0;
     uint32_t kernel_drops_seen_ = 0;
     uint16_t port_ = 0;
-    bool stopped_ = false;
-    bool running_ = false;
 };
 
 }  // namespace sluice

@@ -1,7 +1,5 @@
 #include "ingest/zmq_source.h"
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -55,12 +53,10 @@ void zmq_source::start() {
     }
     spdlog::info("Source {} {} zmq {} ({}).", name(), config_.bind ? "bound to" : "connected to",
                  config_.endpoint, config_.socket == zmq_source_socket::pull ? "pull" : "sub");
-    running_ = true;
-    asio::co_spawn(io_, receive_loop(), asio::detached);
+    supervise("receive loop", [this] { return receive_loop(); });
 }
 
-void zmq_source::stop() noexcept {
-    stopped_ = true;
+void zmq_source::on_stop() noexcept {
     asio::error_code ec;
     fd_.cancel(ec);
 }
@@ -129,7 +125,7 @@ asio::awaitable<void> zmq_source::receive_loop() {
             }
             continue;
         }
-        if (stopped_) {
+        if (stopping()) {
             break;  // drained what ZeroMQ held: nothing read is left behind
         }
         // ZMQ_FD is edge-triggered: reading ZMQ_EVENTS re-arms it, and a message may have
@@ -138,9 +134,8 @@ asio::awaitable<void> zmq_source::receive_loop() {
             continue;
         }
         auto [ec] = co_await fd_.async_wait(asio::posix::stream_descriptor::wait_read, use_tuple);
-        (void)ec;  // cancelled at stop: the next pass drains and ends
+        check_wait(ec, "messages");  // cancelled at stop: the next pass drains and ends
     }
-    running_ = false;
 }
 
 }  // namespace sluice

@@ -37,10 +37,9 @@ public:
     ~zmq_source() override;
 
     void start() override;
-    void stop() noexcept override;
-    bool idle() const override { return stopped_ && !running_; }
 
 private:
+    void on_stop() noexcept override;
     asio::awaitable<void> receive_loop();
     // Receives what is ready without blocking into one batch (up to ~64 KiB).
     std::shared_ptr<batch> receive_ready();
@@ -52,8 +51,6 @@ private:
     batch_decoder decoder_;
     std::string topic_;      // SUB: the topic frame of the multipart message being read
     bool in_multipart_ = false;
-    bool stopped_ = false;
-    bool running_ = false;
 };
 
 }  // namespace sluice

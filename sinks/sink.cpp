@@ -9,6 +9,18 @@
 
 namespace sluice {
 
+const char* to_string(sink_state s) {
+    switch (s) {
+        case sink_state::ok:
+            return "ok";
+        case sink_state::retrying:
+            return "retrying";
+        case sink_state::failed:
+            return "failed";
+    }
+    return "?";
+}
+
 sink::sink(std::string name, batch_config batch, retry_config retry)
     : name_(std::move(name)), batch_(batch), retry_(retry) {}
 
@@ -19,10 +31,9 @@ void sink::stop_thread() {
     join();
 }
 
-void sink::start(bounded_queue& queue, size_t id, std::function<void()> on_fatal) {
+void sink::start(bounded_queue& queue, size_t id) {
     queue_ = &queue;
     id_ = id;
-    on_fatal_ = std::move(on_fatal);
     thread_ = std::thread([this] {
         set_thread_name("sink:" + name_);
         run();
@@ -46,7 +57,21 @@ void sink::join() {
     }
 }
 
+std::string sink::last_error() const {
+    std::lock_guard lock(error_mutex_);
+    return last_error_;
+}
+
+void sink::set_state(sink_state s) { state_.store(s, std::memory_order_release); }
+
 void sink::log_failure(const std::string& what) {
+    {
+        std::lock_guard lock(error_mutex_);
+        last_error_ = what;
+    }
+    if (failed()) {
+        return;  // said once, when the sink failed; the attempts are still counted
+    }
     uint64_t suppressed = 0;
     if (failure_log_.should_log(suppressed)) {
         if (suppressed != 0) {
@@ -66,15 +91,22 @@ write_status sink::write(std::span<const batch_ptr> batches) {
             reopen_impl();
         }
         status = write_impl(batches);
+        exceptions_in_row_ = 0;
     } catch (const std::exception& e) {
         log_failure(std::string("write failed: ") + e.what());
         status = write_status::retry;
+        ++exceptions_in_row_;
     } catch (...) {
         // Anything else thrown would end the sink thread, and the process, by terminate().
         log_failure("write failed: an exception not derived from std::exception");
         status = write_status::retry;
+        ++exceptions_in_row_;
+    }
+    if (exceptions_in_row_ >= retry_.exception_limit) {
+        status = write_status::permanent;
     }
     if (status == write_status::ok) {
+        progress_ = {};
         uint64_t events = 0;
         for (const auto& b : batches) {
             events += b->event_count();
@@ -97,27 +129,45 @@ bool sink::sleep_unless_aborted(std::chrono::nanoseconds d) {
 bool sink::deliver(std::span<const batch_ptr> batches) {
     auto backoff = retry_.initial_backoff;
     std::minstd_rand jitter(static_cast<uint32_t>(mono_now_ns()));
+    const int64_t began = mono_now_ns();
+    uint64_t failures = 0;
     for (;;) {
         const write_status status = write(batches);
         if (status == write_status::ok) {
+            if (state() != sink_state::ok) {
+                spdlog::info("Sink {} is writing again, after {} failed attempts in {:.1f} s.",
+                             name_, failures,
+                             static_cast<double>(mono_now_ns() - began) / 1e9);
+                {
+                    std::lock_guard lock(error_mutex_);
+                    last_error_.clear();
+                }
+                set_state(sink_state::ok);
+            }
             return true;
         }
-        if (status == write_status::fatal) {
-            spdlog::error("Sink {} stopped on a fatal error; its events stay queued.", name_);
-            failed_.store(true, std::memory_order_release);
-            if (on_fatal_) {
-                on_fatal_();
+        ++failures;
+        std::chrono::nanoseconds wait{};
+        if (status == write_status::permanent) {
+            if (!failed()) {
+                spdlog::error("Sink {} failed: {} This will not pass by itself; the sink tries "
+                              "again every {:.0f} s and its events stay queued.",
+                              name_, last_error(),
+                              std::chrono::duration<double>(retry_.failed_interval).count());
+                set_state(sink_state::failed);
             }
-            return false;
+            wait = retry_.failed_interval;
+        } else {
+            set_state(sink_state::retrying);
+            // Full jitter on the upper half keeps several failing sinks from retrying in step.
+            const auto half = backoff / 2;
+            wait = half + std::chrono::nanoseconds(jitter() % (half.count() + 1));
+            backoff = std::min(backoff * 2, retry_.max_backoff);
         }
         bump(counters_.retries_total);
-        // Full jitter on the upper half keeps several failing sinks from retrying in step.
-        const auto half = backoff / 2;
-        const auto wait = half + std::chrono::nanoseconds(jitter() % (half.count() + 1));
         if (!sleep_unless_aborted(wait)) {
             return false;
         }
-        backoff = std::min(backoff * 2, retry_.max_backoff);
     }
 }
 

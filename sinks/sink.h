@@ -2,6 +2,12 @@
 // cursor in the queue, gathers them up to the batch limits, writes them through write_impl,
 // retries with capped exponential backoff, and commits its cursor only after a good write.
 // Subclasses implement write_impl / flush_impl / reopen_impl; those run on the sink thread.
+//
+// A failed write is transient (retried with capped backoff) or permanent (the sink goes to
+// `failed`, says so once, and tries again every failed_interval until it works: someone has
+// to fix something first). Either way its events stay queued. A retry of the same gathered
+// batches resumes where the failed attempt stopped: write_impl keeps its progress in
+// resume_point(), which the base clears after each good write.
 #pragma once
 
 #include <atomic>
@@ -31,12 +37,34 @@ struct batch_config {
 struct retry_config {
     std::chrono::nanoseconds initial_backoff = std::chrono::milliseconds(100);
     std::chrono::nanoseconds max_backoff = std::chrono::seconds(5);
+    // A failed sink's attempts come this far apart.
+    std::chrono::nanoseconds failed_interval = std::chrono::seconds(30);
+    // Exceptions in a row after which the sink counts as failed: one that keeps recurring is
+    // not retried for ever at the transient rate.
+    uint32_t exception_limit = 5;
 };
 
 enum class write_status {
-    ok,     // written and durable as configured: commit
-    retry,  // nothing half-written; try the same events again after a backoff
-    fatal,  // the sink cannot go on
+    ok,         // written and durable as configured: commit
+    retry,      // transient (disk full, database locked): try again after a backoff
+    permanent,  // cannot work until something is fixed (a path that is a directory, a table
+                // of another shape): the sink goes to failed and tries again slowly
+};
+
+enum class sink_state {
+    ok,        // the last write worked (or none was needed yet)
+    retrying,  // a transient failure: retrying with backoff
+    failed,    // a permanent failure: trying again every failed_interval
+};
+const char* to_string(sink_state s);
+
+// Where a failed write attempt stopped in the gathered batches: the next attempt at the same
+// batches starts there. `done` is free for the sink's own finer position (bytes, frames).
+struct resume_point {
+    size_t batch = 0;  // batches before this one are written
+    size_t event = 0;  // in that batch, events before this one are written
+    uint64_t done = 0;
+    bool at_start() const { return batch == 0 && event == 0 && done == 0; }
 };
 
 struct sink_counters {
@@ -57,20 +85,25 @@ public:
     const std::string& name() const { return name_; }
     const sink_counters& counters() const { return counters_; }
 
-    // Starts the sink thread on queue slot `id`. `on_fatal` runs on the sink thread if the
-    // sink stops on a fatal error. Call once.
-    void start(bounded_queue& queue, size_t id, std::function<void()> on_fatal = {});
+    // Starts the sink thread on queue slot `id`. Call once.
+    void start(bounded_queue& queue, size_t id);
     // Any thread: stop retrying and end the thread soon, even with events left.
     void abort();
     // Waits for the thread; it ends by itself once the queue is closed and all is written.
     void join();
     bool finished() const { return finished_.load(std::memory_order_acquire); }
-    bool failed() const { return failed_.load(std::memory_order_acquire); }
+    // Any thread.
+    sink_state state() const { return state_.load(std::memory_order_acquire); }
+    bool failed() const { return state() == sink_state::failed; }
+    // Any thread: what the last failed attempt logged; empty once a write works again.
+    std::string last_error() const;
     // Any thread: reopen output files before the next write (SIGHUP).
     void request_reopen() { reopen_.store(true, std::memory_order_release); }
 
     // Sink thread (or a test driving the sink directly): one write attempt with timing,
-    // counting and the exception boundary. An exception counts as `retry`.
+    // counting and the exception boundary. An exception counts as `retry`, until
+    // exception_limit of them in a row make it `permanent`. After `ok` the resume point is
+    // cleared: the next call is for new batches.
     write_status write(std::span<const batch_ptr> batches);
 
 protected:
@@ -81,13 +114,17 @@ protected:
     void stop_thread();
     // True once abort() was called: a write_impl that waits checks this to give up.
     bool aborted() const { return aborted_.load(std::memory_order_acquire); }
-    // Logs a failure of this sink at most once a second. Sink thread only.
+    // Records a failure as last_error() and logs it at most once a second; not while the
+    // sink is failed (that was said once). Sink thread only.
     void log_failure(const std::string& what);
+    // Sink thread: the progress of the current gathered batches (see resume_point).
+    resume_point& progress() { return progress_; }
 
 private:
     void run();
-    // Writes until ok; false if aborted or fatal. Sink thread.
+    // Writes until ok; false if aborted. Sink thread.
     bool deliver(std::span<const batch_ptr> batches);
+    void set_state(sink_state s);
     // Sleeps `d` unless aborted first; false if aborted.
     bool sleep_unless_aborted(std::chrono::nanoseconds d);
 
@@ -97,10 +134,13 @@ private:
     sink_counters counters_;
     bounded_queue* queue_ = nullptr;
     size_t id_ = 0;
-    std::function<void()> on_fatal_;
     std::atomic<bool> aborted_{false};
     std::atomic<bool> finished_{false};
-    std::atomic<bool> failed_{false};
+    std::atomic<sink_state> state_{sink_state::ok};
+    resume_point progress_;
+    uint32_t exceptions_in_row_ = 0;
+    mutable std::mutex error_mutex_;
+    std::string last_error_;
     std::atomic<bool> reopen_{false};
     std::mutex abort_mutex_;
     std::condition_variable abort_cv_;

@@ -162,7 +162,7 @@ write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
     int rc = begin_.run();
     if (rc != SQLITE_DONE) {
         log_failure("cannot begin a transaction: " + db_.last_error() + "; will retry.");
-        return sqlite_transient(rc) ? write_status::retry : write_status::fatal;
+        return sqlite_transient(rc) ? write_status::retry : write_status::permanent;
     }
     sqlite3_stmt* insert = insert_.get();
     for (const auto& b : batches) {
@@ -204,7 +204,7 @@ write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
         rollback_.run();
     }
     log_failure("write failed: " + message + "; will retry.");
-    return sqlite_transient(rc) ? write_status::retry : write_status::fatal;
+    return sqlite_transient(rc) ? write_status::retry : write_status::permanent;
 }
 
 }  // namespace sluice

@@ -1,5 +1,5 @@
 // Tests for the sink base: when gathered batches are written (max_events, max_bytes, timeout,
-// close), retries and what they commit, fatal errors, abort, and the counters, through a
+// close), retries and what they commit, permanent errors, abort, and the counters, through a
 // counting test double with an injectable delay and scripted write results.
 #include <atomic>
 #include <chrono>
@@ -348,39 +348,62 @@ TEST_CASE("a sink retries the same events and commits only after ok", "[sink]") 
     CHECK_FALSE(k.failed());
 }
 
-TEST_CASE("a sink stops on fatal, calls on_fatal and leaves its events queued", "[sink]") {
-    watchdog dog("fatal test");
+TEST_CASE("a permanent error fails the sink, which keeps its events and tries again slowly",
+          "[sink]") {
+    watchdog dog("permanent test");
     bounded_queue q(big_queue(), 1, {{true}, {true}});
-    counting_sink k(limits(3));
-    std::atomic<int> fatals{0};
+    retry_config r = fast_retry();
+    r.failed_interval = 300ms;
+    counting_sink k(limits(3), r);
     SECTION("at once") {
-        k.script({{write_status::fatal}});
-        k.start(q, 0, [&] { ++fatals; });
-        push(q, make_batch(0, 3, "f"));
-        REQUIRE(eventually([&] { return k.finished(); }));
-        k.join();
-        CHECK(k.attempt_count() == 1);
-        CHECK(sluice::read(k.counters().errors_total) == 1);
-        CHECK(sluice::read(k.counters().retries_total) == 0);
+        k.script({{write_status::permanent}, {write_status::permanent}});
     }
-    SECTION("after a retry") {
-        k.script({{write_status::retry}, {write_status::fatal}});
-        k.start(q, 0, [&] { ++fatals; });
-        push(q, make_batch(0, 3, "f"));
-        REQUIRE(eventually([&] { return k.finished(); }));
-        k.join();
-        CHECK(k.attempt_count() == 2);
-        CHECK(sluice::read(k.counters().errors_total) == 2);
-        CHECK(sluice::read(k.counters().retries_total) == 1);
+    SECTION("after a transient failure") {
+        k.script({{write_status::retry}, {write_status::permanent}, {write_status::permanent}});
     }
-    CHECK(k.failed());
-    CHECK(fatals.load() == 1);
+    SECTION("exceptions in a row") {
+        std::vector<counting_sink::step> steps(r.exception_limit + 1, {write_status::ok, 1});
+        k.script(steps);
+    }
+    k.start(q, 0);
+    push(q, make_batch(0, 3, "f"));
+    REQUIRE(eventually([&] { return k.failed(); }));
+    CHECK(k.state() == sluice::sink_state::failed);
+    // Failed: nothing written, nothing committed, the events still queued.
     CHECK(sluice::read(k.counters().batches_total) == 0);
-    CHECK(sluice::read(k.counters().events_total) == 0);
     CHECK(k.written().empty());
-    const auto st = q.stats();
-    CHECK(st.events == 3);
-    CHECK(st.sinks[0].events == 3);  // never committed
+    CHECK(q.stats().sinks[0].events == 3);
+    const size_t when_failed = k.attempt_count();
+    const auto failed_at = clk::now();
+    // The next attempt (scripted to fail again) comes a failed_interval later, not at once.
+    REQUIRE(k.wait_attempts(when_failed + 1));
+    CHECK(clk::now() - failed_at >= 250ms);
+    CHECK(k.failed());
+    // Then one works: the sink recovers and writes each event once.
+    REQUIRE(eventually([&] { return k.state() == sluice::sink_state::ok; }));
+    REQUIRE(eventually([&] { return q.stats().sinks[0].events == 0; }));
+    CHECK(k.written() == lines_of("f", 3));
+    CHECK(k.last_error().empty());
+    CHECK(sluice::read(k.counters().events_total) == 3);
+    q.close();
+    k.join();
+}
+
+TEST_CASE("a transient failure shows as retrying, then ok", "[sink]") {
+    watchdog dog("retrying state");
+    bounded_queue q(big_queue(), 1, {{true}});
+    retry_config r = fast_retry();
+    r.initial_backoff = 200ms;
+    r.max_backoff = 200ms;
+    counting_sink k(limits(2), r);
+    k.script({{write_status::retry}});
+    k.start(q, 0);
+    push(q, make_batch(0, 2, "t"));
+    REQUIRE(eventually([&] { return k.state() == sluice::sink_state::retrying; }));
+    CHECK_FALSE(k.failed());
+    REQUIRE(eventually([&] { return k.state() == sluice::sink_state::ok && k.written().size() == 2; }));
+    q.close();
+    k.join();
 }
 
 TEST_CASE("abort during a retry backoff ends the sink thread", "[sink]") {
@@ -391,15 +414,13 @@ TEST_CASE("abort during a retry backoff ends the sink thread", "[sink]") {
     slow.max_backoff = std::chrono::hours(1);
     counting_sink k(limits(2), slow);
     k.fail_forever(write_status::retry);
-    std::atomic<int> fatals{0};
-    k.start(q, 0, [&] { ++fatals; });
+    k.start(q, 0);
     push(q, make_batch(0, 2, "a"));
     REQUIRE(k.wait_attempts(1));
     k.abort();
     k.join();  // an hour's backoff: only abort can end it now
     CHECK(k.finished());
     CHECK_FALSE(k.failed());
-    CHECK(fatals.load() == 0);
     CHECK(k.attempt_count() == 1);
     CHECK(sluice::read(k.counters().retries_total) == 1);
     CHECK(sluice::read(k.counters().batches_total) == 0);
@@ -542,14 +563,14 @@ TEST_CASE("write() counts by itself and reopens on request", "[sink]") {
     counting_sink k(limits(10));  // never started: driven directly
     k.script({{write_status::ok},
               {write_status::retry},
-              {write_status::fatal},
+              {write_status::permanent},
               {write_status::ok, 1},
               {write_status::ok, 2},
               {write_status::ok}});
     const std::vector<batch_ptr> batches = {make_batch(0, 2, "a"), make_batch(0, 3, "b")};
     CHECK(k.write(batches) == write_status::ok);
     CHECK(k.write(batches) == write_status::retry);
-    CHECK(k.write(batches) == write_status::fatal);
+    CHECK(k.write(batches) == write_status::permanent);
     CHECK(k.write(batches) == write_status::retry);  // std::exception
     CHECK(k.write(batches) == write_status::retry);  // anything else thrown
     CHECK(k.reopens() == 0);

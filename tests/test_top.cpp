@@ -33,8 +33,9 @@ std::string status_json(double uptime, uint64_t app_events, uint64_t app_bytes,
         R"("dropped":{{"queue_full":{},"evicted":0,"kernel":1}}}}],)"
         R"("sinks":[{{"name":"db","events_total":{},"batches_total":7,"errors_total":{},)"
         R"("retries_total":2,"lag_events":2500,"lag_bytes":1048576,"lag_seconds":0.75,)"
-        R"("failed":{}}}]}})",
-        uptime, blocked, app_events, app_bytes, app_dropped, db_events, db_errors, db_failed);
+        R"("state":"{}","failed":{},"last_error":""}}]}})",
+        uptime, blocked, app_events, app_bytes, app_dropped, db_events, db_errors,
+        db_failed ? "failed" : "ok", db_failed);
 }
 
 top_snapshot parse(const std::string& json) {

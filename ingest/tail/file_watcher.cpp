@@ -128,8 +128,11 @@ asio::awaitable<std::vector<watch_event>> file_watcher::next_events() {
             auto [ec] = co_await descriptor_.async_wait(
                 asio::posix::descriptor_base::wait_read,
                 asio::experimental::as_tuple(asio::use_awaitable));
+            if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+                co_return out;  // stopped: the descriptor was closed
+            }
             if (ec) {
-                co_return out;  // stopped
+                throw asio::system_error(ec, "waiting for inotify events");
             }
             continue;
         }

@@ -99,27 +99,14 @@ void tail_source::start() {
     rescan(true);
     next_scan_ = clock_type::now() + config_.poll_interval;
     spdlog::info("Source {}: tailing {} files.", name(), files_.size());
-    auto report = [this](const char* loop) {
-        return [this, loop](std::exception_ptr e) {
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    spdlog::error("Source {}: the {} loop ended: {}", name(), loop, x.what());
-                }
-            }
-        };
-    };
-    running_ = true;
-    asio::co_spawn(io_, run(), report("read"));
+    supervise("read loop", [this] { return run(); });
     if (watching_) {
-        asio::co_spawn(io_, watch_loop(), report("inotify"));
+        supervise("inotify loop", [this] { return watch_loop(); });
     }
-    asio::co_spawn(io_, gauge_loop(), report("gauge"));
+    supervise("gauge loop", [this] { return gauge_loop(); });
 }
 
-void tail_source::stop() noexcept {
-    stopped_ = true;
+void tail_source::on_stop() noexcept {
     if (watcher_) {
         watcher_->stop();
     }
@@ -128,10 +115,11 @@ void tail_source::stop() noexcept {
 }
 
 asio::awaitable<void> tail_source::gauge_loop() {
-    while (!stopped_) {
+    while (!stopping()) {
         gauge_timer_.expires_after(config_.poll_interval);
         auto [ec] = co_await gauge_timer_.async_wait(use_tuple);
-        if (ec || stopped_) {
+        check_wait(ec, "the gauge timer");
+        if (stopping()) {
             break;
         }
         for (auto& [file_id, f] : files_) {
@@ -149,9 +137,9 @@ asio::awaitable<void> tail_source::gauge_loop() {
 
 asio::awaitable<void> tail_source::run() {
     uint64_t since_yield = 0;
-    while (!stopped_) {
+    while (!stopping()) {
         co_await wait_while_paused();
-        if (stopped_) {
+        if (stopping()) {
             break;
         }
         if (rescan_soon_ || clock_type::now() >= next_scan_) {
@@ -205,13 +193,13 @@ asio::awaitable<void> tail_source::run() {
             close_file(file_id);
         }
         update_gauges();
-        if (!ready_.empty() || stopped_) {
+        if (!ready_.empty() || stopping()) {
             continue;
         }
         wake_.expires_at(next_deadline());
-        co_await wake_.async_wait(use_tuple);
+        auto [ec] = co_await wake_.async_wait(use_tuple);
+        check_wait(ec, "the next deadline");
     }
-    running_ = false;
 }
 
 asio::awaitable<bool> tail_source::read_turn(tailed_file& f) {
@@ -516,7 +504,7 @@ clock_type::time_point tail_source::next_deadline() const {
 }
 
 asio::awaitable<void> tail_source::watch_loop() {
-    while (!stopped_) {
+    while (!stopping()) {
         const std::vector<watch_event> events = co_await watcher_->next_events();
         if (events.empty()) {
             break;

@@ -53,13 +53,12 @@ public:
     ~tail_source() override;
 
     void start() override;
-    void stop() noexcept override;
-    bool idle() const override { return stopped_ && !running_; }
     void on_delivered() override;
     void flush_acknowledgements() noexcept override;
     const file_counters* files() const override { return &stats_; }
 
 private:
+    void on_stop() noexcept override;
     struct tailed_file;
 
     asio::awaitable<void> run();
@@ -99,8 +98,6 @@ private:
     std::chrono::steady_clock::time_point next_scan_{};
     int64_t next_refresh_ns_ = 0;  // unix ns: when unchanged offsets are saved again
     bool rescan_soon_ = false;
-    bool stopped_ = false;
-    bool running_ = false;
     bool watching_ = false;
 };
 
