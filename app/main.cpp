@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "app/config.h"
@@ -57,6 +58,10 @@ int run_command(const std::string& config_path, const std::string& log_level) {
         return exit_usage;
     }
     raise_open_files_limit();
+    // A peer gone (EPIPE) or a file-size limit reached (EFBIG) fails one write, which is
+    // retried and counted; neither may kill the daemon.
+    std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGXFSZ, SIG_IGN);
     try {
         sluice::pipeline p(std::move(cfg));
         return p.run();

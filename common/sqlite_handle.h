@@ -61,6 +61,14 @@ private:
     sqlite3* db_ = nullptr;
 };
 
+// Errors after which a fresh connection may work where this one will not: the file went
+// read-only or away, or I/O failed.
+inline bool sqlite_reopen_may_help(int rc) {
+    const int primary = rc & 0xff;
+    return primary == SQLITE_IOERR || primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN ||
+           primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
 // Result codes a writer should retry: another connection holds a lock, or I/O failed.
 inline bool sqlite_transient(int rc) {
     const int primary = rc & 0xff;

@@ -19,8 +19,29 @@ namespace {
 
 constexpr size_t max_open_files = 64;
 
-// Writes every iovec fully, continuing after short writes. 0 or an errno.
-int write_all(int fd, std::vector<iovec>& iov) {
+// Failures that will not pass by themselves: someone has to change the path or permissions.
+bool permanent_errno(int err) {
+    return err == EISDIR || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP ||
+           err == ENAMETOOLONG || err == EEXIST;
+}
+
+// Drops the first `bytes` of `iov` (written by an earlier attempt).
+void skip_bytes(std::vector<iovec>& iov, uint64_t bytes) {
+    size_t first = 0;
+    while (first < iov.size() && bytes >= iov[first].iov_len) {
+        bytes -= iov[first].iov_len;
+        ++first;
+    }
+    iov.erase(iov.begin(), iov.begin() + static_cast<std::ptrdiff_t>(first));
+    if (!iov.empty() && bytes > 0) {
+        iov.front().iov_base = static_cast<char*>(iov.front().iov_base) + bytes;
+        iov.front().iov_len -= bytes;
+    }
+}
+
+// Writes every iovec fully, continuing after short writes; adds what went out to `written`.
+// 0 or an errno.
+int write_all(int fd, std::vector<iovec>& iov, uint64_t& written) {
     size_t first = 0;
     while (first < iov.size()) {
         const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
@@ -31,6 +52,7 @@ int write_all(int fd, std::vector<iovec>& iov) {
             }
             return errno;
         }
+        written += static_cast<uint64_t>(n);
         auto left = static_cast<size_t>(n);
         while (first < iov.size() && left >= iov[first].iov_len) {
             left -= iov[first].iov_len;
@@ -91,24 +113,41 @@ std::string file_sink::render_path(const batch& b) const {
     return render_path_template(config_.path, b.received_ns, source_names_.at(b.source()));
 }
 
-const file_handle* file_sink::file_for(const std::string& rendered) {
-    auto it = files_.find(rendered);
-    if (it != files_.end()) {
-        return &it->second;
-    }
+const file_sink::open_file* file_sink::file_for(const std::string& rendered, int& err,
+                                                std::string& what) {
     std::filesystem::path path = rendered;
     if (path.is_relative()) {
         path = data_dir_ / path;
     }
+    auto it = files_.find(rendered);
+    if (it != files_.end()) {
+        struct stat st{};
+        if (::stat(path.c_str(), &st) == 0 && st.st_dev == it->second.dev &&
+            st.st_ino == it->second.ino) {
+            return &it->second;
+        }
+        spdlog::warn("Sink {}: {} was removed or replaced; opening it again.", name(),
+                     path.string());
+        files_.erase(it);
+    }
     std::error_code ec;
     std::filesystem::create_directories(path.parent_path(), ec);
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        log_failure("cannot open " + path.string() + ": " + std::strerror(errno) +
-                    "; will retry.");
+    if (ec) {
+        err = ec.value();
+        what = "cannot create directory " + path.parent_path().string();
         return nullptr;
     }
-    return &files_.emplace(rendered, file_handle(fd)).first->second;
+    open_file f;
+    f.fd = file_handle(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    struct stat st{};
+    if (!f.fd || ::fstat(f.fd.get(), &st) != 0) {
+        err = errno;
+        what = "cannot open " + path.string();
+        return nullptr;
+    }
+    f.dev = st.st_dev;
+    f.ino = st.st_ino;
+    return &files_.insert_or_assign(rendered, std::move(f)).first->second;
 }
 
 void file_sink::append_json(std::string& out, const batch& b) const {
@@ -120,19 +159,15 @@ void file_sink::append_json(std::string& out, const batch& b) const {
 }
 
 write_status file_sink::write_impl(std::span<const batch_ptr> batches) {
-    struct written {
-        int fd;
-        off_t size_before;
-    };
     if (files_.size() >= max_open_files) {
         files_.clear();  // templated paths moved on (a new day): drop the old handles
     }
-    std::vector<written> touched;
+    // Consecutive batches bound for the same file form a group, written in one writev.
+    // progress(): `batch` is the first batch of the group being written, `done` the bytes of
+    // it already written by an earlier attempt.
+    resume_point& at = progress();
     std::vector<iovec> iov;
-    int failure = 0;
-    std::string failed_path;
-    // Consecutive batches bound for the same file go out in one writev.
-    for (size_t i = 0; i < batches.size() && failure == 0;) {
+    for (size_t i = at.batch; i < batches.size();) {
         const std::string path = render_path(*batches[i]);
         size_t j = i;
         iov.clear();
@@ -148,40 +183,32 @@ write_status file_sink::write_impl(std::span<const batch_ptr> batches) {
         if (config_.format == file_format::json) {
             iov.push_back({json_buffer_.data(), json_buffer_.size()});
         }
-        i = j;
-        const file_handle* file = file_for(path);
+        int err = 0;
+        std::string what;
+        const open_file* file = file_for(path, err, what);
         if (file == nullptr) {
-            failure = EIO;
-            failed_path = path;
-            break;
+            log_failure(what + ": " + std::strerror(err) + "; will retry.");
+            return permanent_errno(err) ? write_status::permanent : write_status::retry;
         }
-        struct stat st{};
-        if (::fstat(file->get(), &st) != 0) {
-            failure = errno;
-            failed_path = path;
-            break;
+        if (at.done > 0 && (file->dev != partial_dev_ || file->ino != partial_ino_)) {
+            at.done = 0;  // the part written went to a file that is gone: write it all here
         }
-        touched.push_back({file->get(), st.st_size});
-        failure = write_all(file->get(), iov);
-        if (failure == 0 && config_.fsync && ::fsync(file->get()) != 0) {
-            failure = errno;
+        partial_dev_ = file->dev;
+        partial_ino_ = file->ino;
+        skip_bytes(iov, at.done);
+        err = write_all(file->fd.get(), iov, at.done);
+        if (err == 0 && config_.fsync && ::fsync(file->fd.get()) != 0) {
+            err = errno;
         }
-        if (failure != 0) {
-            failed_path = path;
+        if (err != 0) {
+            log_failure("cannot write " + path + ": " + std::strerror(err) + "; will retry.");
+            return permanent_errno(err) ? write_status::permanent : write_status::retry;
         }
+        at.batch = j;
+        at.done = 0;
+        i = j;
     }
-    if (failure == 0) {
-        return write_status::ok;
-    }
-    // Take back what this attempt appended, so the retry writes each event once.
-    for (const auto& w : touched) {
-        if (::ftruncate(w.fd, w.size_before) != 0) {
-            log_failure("cannot truncate " + failed_path + " back after a failed write: " +
-                        std::strerror(errno));
-        }
-    }
-    log_failure("cannot write " + failed_path + ": " + std::strerror(failure) + "; will retry.");
-    return write_status::retry;
+    return write_status::ok;
 }
 
 }  // namespace sluice

@@ -1,7 +1,13 @@
 // file_sink: appends events to files named by a path template (strftime and {source}),
 // as text (the line and '\n', written straight from the batch buffer) or JSON lines.
 // All work happens on the sink's thread; request_reopen() (SIGHUP) is the only cross-thread call.
+// Before each write a cached file is checked against its path: a file whose directory was
+// removed, or that was renamed away, is opened again at the path (directories made). A write
+// that fails part way (disk full) records how many bytes went out; the retry writes the rest,
+// so no event is written twice or cut.
 #pragma once
+
+#include <sys/types.h>
 
 #include <filesystem>
 #include <map>
@@ -36,9 +42,14 @@ protected:
 private:
     // Renders the template for one batch.
     std::string render_path(const batch& b) const;
-    // The open file for a rendered path, opened (and its directories made) on first use.
-    // Returns nullptr after logging when it cannot be opened.
-    const file_handle* file_for(const std::string& path);
+    struct open_file {
+        file_handle fd;
+        dev_t dev = 0;
+        ino_t ino = 0;
+    };
+    // The open file for a rendered path, opened (and its directories made) on first use, or
+    // again when the path no longer names it. Null on failure, with `err` and `what` set.
+    const open_file* file_for(const std::string& rendered, int& err, std::string& what);
     void append_json(std::string& out, const batch& b) const;
 
     file_sink_config config_;
@@ -46,8 +57,11 @@ private:
     std::vector<std::string> source_names_;
     bool path_has_time_;
     bool path_has_source_;
-    std::map<std::string, file_handle> files_;
+    std::map<std::string, open_file> files_;
     std::string json_buffer_;
+    // The file that holds the first progress().done bytes of the current group.
+    dev_t partial_dev_ = 0;
+    ino_t partial_ino_ = 0;
 };
 
 // Expands strftime conversions (local time, as logrotate users expect) and {source} in

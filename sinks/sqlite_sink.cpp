@@ -1,5 +1,7 @@
 #include "sinks/sqlite_sink.h"
 
+#include <sys/stat.h>
+
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
@@ -41,15 +43,22 @@ sqlite_sink::sqlite_sink(std::string name, batch_config batch, sqlite_sink_confi
     if (!valid_table_name(config_.table)) {
         throw error("sink " + this->name() + ": invalid table name '" + config_.table + "'");
     }
-    std::filesystem::path path = config_.path;
-    if (path.is_relative()) {
-        path = data_dir / path;
+    path_ = config_.path;
+    if (path_.is_relative()) {
+        path_ = data_dir / path_;
     }
+    open_database();
+    spdlog::info("Sink {} writing to SQLite {} table {}.", this->name(), path_.string(),
+                 config_.table);
+}
+
+void sqlite_sink::open_database() {
+    close_database();
     std::error_code ec;
-    std::filesystem::create_directories(path.parent_path(), ec);
-    db_ = sqlite_db(path.string());
+    std::filesystem::create_directories(path_.parent_path(), ec);
+    db_ = sqlite_db(path_.string());
     sqlite3_busy_timeout(db_.get(), static_cast<int>(config_.busy_timeout.count()));
-    const std::string what = "sink " + this->name() + ": " + path.string();
+    const std::string what = "sink " + name() + ": " + path_.string();
     db_.exec(sqlite_sql::pragmas, what);
     db_.exec(with_table(sqlite_sql::create_table, config_.table), what);
     {
@@ -65,14 +74,64 @@ sqlite_sink::sqlite_sink(std::string name, batch_config batch, sqlite_sink_confi
     commit_ = db_.prepare(sqlite_sql::commit);
     rollback_ = db_.prepare(sqlite_sql::rollback);
     insert_ = db_.prepare(with_table(sqlite_sql::insert, config_.table));
+    decoded_bound_ = false;
+    struct stat st{};
+    if (::stat(path_.c_str(), &st) != 0) {
+        throw error(what + ": the database file is gone right after opening it");
+    }
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
     try {
-        checkpointer_ = std::make_unique<wal_checkpointer>(db_.get(), path.string());
+        checkpointer_ = std::make_unique<wal_checkpointer>(db_.get(), path_.string());
     } catch (const error& e) {
-        spdlog::warn("Sink {}: {}; SQLite will checkpoint on the sink's thread.", this->name(),
+        spdlog::warn("Sink {}: {}; SQLite will checkpoint on the sink's thread.", name(),
                      e.what());
     }
-    spdlog::info("Sink {} writing to SQLite {} table {}.", this->name(), path.string(),
-                 config_.table);
+    reopen_ = false;
+}
+
+void sqlite_sink::close_database() {
+    checkpointer_.reset();  // its connection and thread first: they use db_
+    insert_ = {};
+    begin_ = {};
+    commit_ = {};
+    rollback_ = {};
+    db_ = {};
+}
+
+bool sqlite_sink::database_replaced() const {
+    struct stat st{};
+    return ::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_;
+}
+
+bool sqlite_sink::ensure_open() {
+    const bool replaced = db_.get() != nullptr && database_replaced();
+    if (db_.get() != nullptr && !replaced && !reopen_) {
+        return true;
+    }
+    if (replaced) {
+        spdlog::warn("Sink {}: the database {} was deleted or replaced; opening a fresh one "
+                     "at the path.",
+                     name(), path_.string());
+    }
+    close_database();  // the last connection to a deleted file takes its -wal and -shm along
+    if (replaced) {
+        std::error_code ec;
+        if (!std::filesystem::exists(path_, ec)) {
+            // Left by the deleted database: a new file at the path must not replay them.
+            std::filesystem::remove(path_.string() + "-wal", ec);
+            std::filesystem::remove(path_.string() + "-shm", ec);
+        }
+    }
+    try {
+        open_database();
+    } catch (const error& e) {
+        reopen_ = true;
+        log_failure(std::string("cannot open the database: ") + e.what() + "; will retry.");
+        return false;
+    }
+    spdlog::info("Sink {}: database {} open again.", name(), path_.string());
+    return true;
 }
 
 sqlite_sink::~sqlite_sink() {
@@ -84,8 +143,8 @@ sqlite_sink::~sqlite_sink() {
                     "Sink {}: {} checkpoint passes; the writer waited for one {} times, {:.3f} s "
                     "in all.",
                     name(), stats.passes, stats.writer_waits, stats.writer_wait_ns / 1e9);
-        checkpointer_.reset();
     }
+    close_database();
 }
 
 namespace {
@@ -156,12 +215,16 @@ int sqlite_sink::insert_decoded(const batch& b) {
 }
 
 write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
+    if (!ensure_open()) {
+        return write_status::retry;
+    }
     if (checkpointer_) {
         checkpointer_->before_transaction();
     }
     int rc = begin_.run();
     if (rc != SQLITE_DONE) {
         log_failure("cannot begin a transaction: " + db_.last_error() + "; will retry.");
+        reopen_ = sqlite_reopen_may_help(rc);
         return sqlite_transient(rc) ? write_status::retry : write_status::permanent;
     }
     sqlite3_stmt* insert = insert_.get();
@@ -204,6 +267,7 @@ write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
         rollback_.run();
     }
     log_failure("write failed: " + message + "; will retry.");
+    reopen_ = sqlite_reopen_may_help(rc);
     return sqlite_transient(rc) ? write_status::retry : write_status::permanent;
 }
 

@@ -1,8 +1,13 @@
 // sqlite_sink: inserts events into a SQLite table (schema in SPEC.md), one transaction per gathered
 // batch, WAL journal, checkpoints on a thread of their own (wal_checkpointer.h). SQLITE_BUSY,
 // locked and I/O errors roll the transaction back and retry, so a batch is never half-written or
-// written twice. Sink thread only.
+// written twice. Before each transaction the sink checks that its path still names the database
+// it has open: one deleted or replaced under it is closed and a fresh one made at the path. After
+// an I/O, read-only or cannot-open error the database is opened again before the retry (a
+// filesystem remounted read-only and back). Sink thread only.
 #pragma once
+
+#include <sys/types.h>
 
 #include <filesystem>
 #include <memory>
@@ -38,12 +43,24 @@ protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
 
 private:
+    // Opens (creates) the database, its table and statements and the checkpointer. Throws
+    // sluice::error.
+    void open_database();
+    void close_database();
+    // True when the path no longer names the open database (deleted, replaced).
+    bool database_replaced() const;
+    // Makes sure a usable database is open before a transaction; false (logged) if not.
+    bool ensure_open();
     // Inserts the events of a decoded batch, binding every column; the last SQLite code.
     int insert_decoded(const batch& b);
     // Puts the decoded columns back to NULL for plain-text batches.
     void clear_decoded_columns();
 
     sqlite_sink_config config_;
+    std::filesystem::path path_;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+    bool reopen_ = false;  // an error that a fresh connection may cure
     bool decoded_bound_ = false;
     std::vector<std::string> source_names_;
     sqlite_db db_;

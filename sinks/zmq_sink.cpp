@@ -39,12 +39,16 @@ zmq_sink::zmq_sink(std::string name, batch_config batch, zmq_sink_config config,
 }
 
 bool zmq_sink::send_frame(std::string_view frame) {
+    if (fault_) {
+        fault_(frames_sent_);
+    }
     for (;;) {
         // A blocking send with a short timeout: on a PUSH socket it waits while every peer
         // is at its high-water mark (or none is connected); PUB never waits, it drops.
         const auto sent = socket_.send(zmq::const_buffer(frame.data(), frame.size()),
                                        zmq::send_flags::none);
         if (sent) {
+            ++frames_sent_;
             return true;
         }
         if (aborted()) {
@@ -59,33 +63,36 @@ bool zmq_sink::send_frame(std::string_view frame) {
 }
 
 write_status zmq_sink::write_impl(std::span<const batch_ptr> batches) {
-    // Frames go out one by one and cannot be taken back, so this attempt never gives up
-    // half way: it waits for the peers until everything is sent, or the sink is aborted.
+    // Frames go out one by one and cannot be taken back. Each attempt starts where the last
+    // one stopped (progress(): the first event not in a sent frame) and moves it past every
+    // frame ZeroMQ took; an exception (zmq::error_t) leaves it there for the retry.
+    resume_point& at = progress();
     const bool packed = config_.framing == zmq_framing::newline;
     frame_.clear();
-    for (const auto& b : batches) {
-        const std::string& source = source_names_.at(b->source());
-        for (size_t i = 0; i < b->event_count(); ++i) {
-            std::string_view event = b->line(i);
+    for (size_t bi = at.batch; bi < batches.size(); ++bi) {
+        const batch& b = *batches[bi];
+        const std::string& source = source_names_.at(b.source());
+        for (size_t i = bi == at.batch ? at.event : 0; i < b.event_count(); ++i) {
+            std::string_view event = b.line(i);
             if (config_.format == zmq_sink_format::json) {
                 json_.clear();
-                append_event_json(json_, *b, i, source);
+                append_event_json(json_, b, i, source);
                 event = json_;
             }
-            if (!packed) {
-                if (!send_frame(event)) {
-                    return write_status::retry;
+            if (packed) {
+                frame_.append(event);
+                frame_.push_back('\n');
+                if (frame_.size() < frame_target_bytes) {
+                    continue;
                 }
-                continue;
+                event = frame_;
             }
-            frame_.append(event);
-            frame_.push_back('\n');
-            if (frame_.size() >= frame_target_bytes) {
-                if (!send_frame(frame_)) {
-                    return write_status::retry;
-                }
-                frame_.clear();
+            if (!send_frame(event)) {
+                return write_status::retry;  // aborted: the sink is ending
             }
+            frame_.clear();
+            at.batch = bi;
+            at.event = i + 1;
         }
     }
     if (!frame_.empty() && !send_frame(frame_)) {

@@ -4,9 +4,12 @@
 // ZeroMQ spreads the load over several aggregators; PUB fans out to subscribers. When PUSH peers
 // stop taking messages (their high-water marks are reached) the sink waits, its batch stays queued,
 // and backpressure reaches the sources. The socket is created by the constructor and then used only
-// on the sink's thread.
+// on the sink's thread. A frame sent cannot be taken back, so a write that fails half way (a
+// zmq error, EINTR) records how far it got, and the retry sends only what is left: no event
+// is sent twice.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +38,10 @@ public:
 
     ~zmq_sink() override { stop_thread(); }
 
+    // Tests only: called before each frame is handed to ZeroMQ with the number of frames this
+    // sink handed over so far; it may throw (a zmq::error_t, say) to fail the write there.
+    void set_fault_injector(std::function<void(uint64_t frame)> f) { fault_ = std::move(f); }
+
 protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
 
@@ -49,6 +56,8 @@ private:
     std::string json_;
     std::string frame_;  // newline framing: the events gathered for the next frame
     log_limiter wait_log_;
+    std::function<void(uint64_t)> fault_;
+    uint64_t frames_sent_ = 0;
 };
 
 }  // namespace sluice

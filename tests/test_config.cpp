@@ -507,3 +507,32 @@ TEST_CASE("default_config is SPEC's built-in default", "[config]") {
     CHECK(c.sinks[1].batch.max_bytes == 4ull << 20);
     CHECK(c.sinks[1].batch.timeout == 200ms);
 }
+
+TEST_CASE("security defaults: listeners bind loopback, names cannot leave a directory",
+          "[config]") {
+    // Nothing listens beyond this machine unless the config says so.
+    const auto c = parse_config(R"toml(
+[sources.t]
+type = "tcp"
+[sources.u]
+type = "udp"
+[sources.z]
+type = "zmq"
+[sinks.out]
+type = "file"
+)toml",
+                                "test.toml");
+    CHECK(c.api.address.rfind("127.0.0.1:", 0) == 0);
+    CHECK(c.sources[0].get<tcp_source_config>().address.rfind("127.0.0.1:", 0) == 0);
+    CHECK(c.sources[1].get<udp_source_config>().address.rfind("127.0.0.1:", 0) == 0);
+    CHECK(c.sources[2].get<zmq_source_config>().endpoint.rfind("tcp://127.0.0.1:", 0) == 0);
+    // A file sink path made from {source} stays in its directory: a source name can hold
+    // neither '/' nor '.', so "{source}" never becomes "..", "../x" or "/etc".
+    for (const char* name : {"..", "../etc", "a/b", "/etc", ".hidden"}) {
+        const auto p = only_problem("[sources.\"" + std::string(name) +
+                                    "\"]\ntype = \"tcp\"\n[sinks.out]\ntype = \"file\"\n"
+                                    "path = \"logs/{source}.log\"\n");
+        INFO(name);
+        CHECK(contains(p.message, "invalid source name"));
+    }
+}

@@ -1,9 +1,11 @@
 // Tests for the file sink, driven directly through write() on real files in a temporary
 // directory: text and JSON output, path templates and their directories, reopen after a rename,
 // and a failed write that is retried without duplicates.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <ctime>
@@ -264,7 +266,8 @@ TEST_CASE("file sink json lines parse with received_at, source, host and message
     CHECK(o.size() == 4);
 }
 
-TEST_CASE("file sink reopens its files on request, after a rename", "[file_sink]") {
+TEST_CASE("file sink reopens its files on request, and follows a rename by itself",
+          "[file_sink]") {
     temp_dir dir;
     file_sink sink("archive", batching(), text_at("app.log"), dir.path(), {"app"});
     const fs::path live = dir.path() / "app.log";
@@ -272,31 +275,30 @@ TEST_CASE("file sink reopens its files on request, after a rename", "[file_sink]
 
     REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"before"})}) == write_status::ok);
     fs::rename(live, rotated);
-    // Until reopened, the sink writes on to the file it holds, now renamed.
-    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"held"})}) == write_status::ok);
-    CHECK_FALSE(fs::exists(live));
-    CHECK(slurp(rotated) == "before\nheld\n");
-
-    sink.request_reopen();
+    // The path no longer names the file it holds: the next write opens a new one there,
+    // SIGHUP or not, so nothing goes on into a rotated (and maybe compressed) file.
     REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"after"})}) == write_status::ok);
     CHECK(slurp(live) == "after\n");
-    CHECK(slurp(rotated) == "before\nheld\n");
+    CHECK(slurp(rotated) == "before\n");
 
+    sink.request_reopen();
     REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"again"})}) == write_status::ok);
     CHECK(slurp(live) == "after\nagain\n");
+    CHECK(slurp(rotated) == "before\n");
 }
 
-TEST_CASE("file sink retries a path it cannot open, and the retry writes each line once",
+TEST_CASE("file sink: a path it cannot open fails the write; the retry writes each line once",
           "[file_sink]") {
     temp_dir dir;
     SECTION("the only file") {
-        // The parent of the output is a regular file: neither mkdir nor open can succeed.
+        // The parent of the output is a regular file: neither mkdir nor open can succeed, and
+        // nothing but a person can change that: a permanent failure.
         { std::ofstream(dir.path() / "blocker") << "not a directory"; }
         file_sink sink("archive", batching(), text_at("blocker/sub/out.log"), dir.path(),
                        {"app"});
         const std::vector<batch_ptr> batches = {batch_of_lines(0, {"x1", "x2"})};
-        CHECK(sink.write(batches) == write_status::retry);
-        CHECK(sink.write(batches) == write_status::retry);
+        CHECK(sink.write(batches) == write_status::permanent);
+        CHECK(sink.write(batches) == write_status::permanent);
         CHECK(sluice::read(sink.counters().errors_total) == 2);
         CHECK(sluice::read(sink.counters().batches_total) == 0);
         CHECK(sluice::read(sink.counters().events_total) == 0);
@@ -309,7 +311,8 @@ TEST_CASE("file sink retries a path it cannot open, and the retry writes each li
         CHECK(sluice::read(sink.counters().events_total) == 2);
     }
     SECTION("a later file of the same write") {
-        // "good" opens, "bad" does not: what went to good is taken back before retrying.
+        // "good" opens, "bad" does not: what went to good stays, and the retry goes on from
+        // "bad", so nothing is written twice.
         for (auto format : {file_format::text, file_format::json}) {
             file_sink_config c = text_at("{source}/out.log");
             c.format = format;
@@ -324,10 +327,11 @@ TEST_CASE("file sink retries a path it cannot open, and the retry writes each li
             const std::vector<batch_ptr> batches = {batch_of_lines(0, {"g1", "g2"}),
                                                     batch_of_lines(1, {"b1"}),
                                                     batch_of_lines(0, {"g3"})};
-            CHECK(sink.write(batches) == write_status::retry);
-            CHECK(slurp(dir.path() / "good" / "out.log") == "old\n");
-            CHECK(sink.write(batches) == write_status::retry);
-            CHECK(slurp(dir.path() / "good" / "out.log") == "old\n");
+            CHECK(sink.write(batches) == write_status::permanent);
+            const std::string first = slurp(dir.path() / "good" / "out.log");
+            CHECK(split_lines(first).size() == 3);  // old, g1, g2
+            CHECK(sink.write(batches) == write_status::permanent);
+            CHECK(slurp(dir.path() / "good" / "out.log") == first);
             CHECK(sluice::read(sink.counters().errors_total) == 2);
 
             fs::remove(dir.path() / "bad");
@@ -356,4 +360,91 @@ TEST_CASE("file sink retries a path it cannot open, and the retry writes each li
             CHECK(sluice::read(sink.counters().events_total) == 4);
         }
     }
+}
+
+namespace {
+
+// Caps the size any file of this process may grow to (RLIMIT_FSIZE): a write past it fails
+// with EFBIG at exactly that byte, as a full disk fails a write part way. Restored on exit.
+class file_size_cap {
+public:
+    explicit file_size_cap(rlim_t bytes) {
+        ::getrlimit(RLIMIT_FSIZE, &saved_);
+        old_handler_ = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of being killed
+        rlimit capped = saved_;
+        capped.rlim_cur = bytes;
+        REQUIRE(::setrlimit(RLIMIT_FSIZE, &capped) == 0);
+    }
+    ~file_size_cap() {
+        ::setrlimit(RLIMIT_FSIZE, &saved_);
+        std::signal(SIGXFSZ, old_handler_);
+    }
+    file_size_cap(const file_size_cap&) = delete;
+    file_size_cap& operator=(const file_size_cap&) = delete;
+
+private:
+    rlimit saved_{};
+    void (*old_handler_)(int) = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("file sink: a write failing at any byte resumes there, writing nothing twice",
+          "[file_sink]") {
+    // Batches from two sources into {source}.log: groups of one and of several batches.
+    const std::vector<batch_ptr> batches = {
+        batch_of_lines(0, {"a1 first", "a2"}), batch_of_lines(0, {"a3 third"}),
+        batch_of_lines(1, {"b1", "b2 second of b"}), batch_of_lines(0, {"a4"})};
+    for (auto format : {file_format::text, file_format::json}) {
+        file_sink_config c = text_at("{source}.log");
+        c.format = format;
+        std::string expected_a;
+        std::string expected_b;
+        {
+            temp_dir clean;
+            file_sink sink("archive", batching(), c, clean.path(), {"a", "b"});
+            REQUIRE(sink.write(batches) == write_status::ok);
+            expected_a = slurp(clean.path() / "a.log");
+            expected_b = slurp(clean.path() / "b.log");
+        }
+        const size_t longest = std::max(expected_a.size(), expected_b.size());
+        for (size_t cap = 0; cap < longest; ++cap) {
+            INFO((format == file_format::text ? "text" : "json") << ", files capped at " << cap
+                                                                 << " bytes");
+            temp_dir dir;
+            file_sink sink("archive", batching(), c, dir.path(), {"a", "b"});
+            {
+                file_size_cap limit(cap);
+                CHECK(sink.write(batches) == write_status::retry);
+                // A second attempt under the same cap gets no further and adds nothing.
+                CHECK(sink.write(batches) == write_status::retry);
+            }
+            REQUIRE(sink.write(batches) == write_status::ok);
+            CHECK(slurp(dir.path() / "a.log") == expected_a);
+            CHECK(slurp(dir.path() / "b.log") == expected_b);
+            // The next write starts afresh.
+            REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(1, {"next"})}) ==
+                    write_status::ok);
+            CHECK(slurp(dir.path() / "b.log").size() > expected_b.size());
+        }
+    }
+}
+
+TEST_CASE("file sink: a removed directory or renamed file is made again at its path",
+          "[file_sink]") {
+    temp_dir dir;
+    file_sink sink("archive", batching(), text_at("out/{source}/app.log"), dir.path(), {"web"});
+    const fs::path file = dir.path() / "out" / "web" / "app.log";
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"one"})}) == write_status::ok);
+    REQUIRE(slurp(file) == "one\n");
+    // The whole tree goes while the sink holds the file open: writing to the open descriptor
+    // would succeed and lose every line.
+    fs::remove_all(dir.path() / "out");
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"two"})}) == write_status::ok);
+    CHECK(slurp(file) == "two\n");
+    // Renamed away without a SIGHUP: the next write goes to a new file at the path.
+    fs::rename(file, dir.path() / "moved.log");
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"three"})}) == write_status::ok);
+    CHECK(slurp(file) == "three\n");
+    CHECK(slurp(dir.path() / "moved.log") == "two\n");
 }

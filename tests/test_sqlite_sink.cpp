@@ -413,3 +413,62 @@ TEST_CASE("sqlite sink rejects an invalid table name", "[sqlite_sink]") {
     { std::FILE* f = std::fopen((dir.path() / "file").c_str(), "w"); std::fclose(f); }
     CHECK_THROWS_AS(sqlite_sink("db", {}, c, dir.path(), {"app"}), sluice::error);
 }
+
+TEST_CASE("sqlite sink: a write failing at any row is rolled back, and the retry writes each "
+          "row once",
+          "[sqlite_sink]") {
+    temp_dir dir;
+    sqlite_sink sink("db", {}, db_config(), dir.path(), {"app", "web"}, fast_retry());
+    reader r(dir.path() / "db" / "logs.db");
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"pre"}, 1)}) == write_status::ok);
+    std::vector<batch_ptr> batches = {batch_of_lines(0, {"a1", "a2"}, 10),
+                                      batch_of_lines(1, {"b1"}, 11), make_decoded("peer"),
+                                      batch_of_lines(0, {"a3", "a4", "a5"}, 12)};
+    const int rows = 2 + 1 + 2 + 3;
+    for (int fail_at = 0; fail_at < rows; ++fail_at) {
+        INFO("the insert of row " << fail_at << " of the batch fails");
+        const std::string before = r.scalar("SELECT count(*) FROM logs");
+        // A real SQLite failure at that row: a trigger that aborts the statement.
+        r.exec("CREATE TRIGGER fail BEFORE INSERT ON logs WHEN (SELECT count(*) FROM logs) >= " +
+               before + " + " + std::to_string(fail_at) +
+               " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+        CHECK(sink.write(batches) == write_status::permanent);
+        CHECK(r.scalar("SELECT count(*) FROM logs") == before);  // nothing half-written
+        r.exec("DROP TRIGGER fail");
+        REQUIRE(sink.write(batches) == write_status::ok);
+        CHECK(r.scalar("SELECT count(*) FROM logs") ==
+              std::to_string(std::stoi(before) + rows));
+    }
+    // Every row of every round once: no duplicates from any of the failed attempts.
+    CHECK(r.scalar("SELECT count(*) FROM (SELECT message, count(*) c FROM logs "
+                   "GROUP BY message HAVING c <> " +
+                   std::to_string(rows) + ") WHERE message <> 'pre'") == "0");
+}
+
+TEST_CASE("sqlite sink: a database deleted or replaced under it is made again at the path",
+          "[sqlite_sink]") {
+    temp_dir dir;
+    const auto path = dir.path() / "db" / "logs.db";
+    sqlite_sink sink("db", {}, db_config(), dir.path(), {"app"}, fast_retry());
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"one"}, 1)}) == write_status::ok);
+    SECTION("deleted, with its -wal and -shm") {
+        std::filesystem::remove(path);
+        std::error_code ec;
+        std::filesystem::remove(path.string() + "-wal", ec);
+        std::filesystem::remove(path.string() + "-shm", ec);
+    }
+    SECTION("deleted, its -wal and -shm left behind") {
+        std::filesystem::remove(path);
+    }
+    SECTION("replaced by another database") {
+        std::filesystem::remove(path);
+        reader other(path);
+        other.exec("CREATE TABLE unrelated (x)");
+    }
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"two", "three"}, 2)}) ==
+            write_status::ok);
+    reader r(path);
+    CHECK(r.scalar("SELECT group_concat(message, ',') FROM logs") == "two,three");
+    REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"four"}, 3)}) == write_status::ok);
+    CHECK(r.scalar("SELECT count(*) FROM logs") == "3");
+}

@@ -274,3 +274,69 @@ TEST_CASE("zmq sink blocked on a peer that takes nothing returns retry on abort"
     // Once aborted, a further write gives up at once rather than block again.
     CHECK(sink.write(batches) == write_status::retry);
 }
+
+TEST_CASE("zmq sink: a write failing at any frame resumes there, sending nothing twice",
+          "[zmq_sink]") {
+    watchdog dog("zmq resume", {}, std::chrono::seconds(120));
+    zmq::context_t ctx;
+    // Three batches of 1, 3 and 2 events: a failure before each of the 6 frames, in message
+    // framing; in newline framing frames of 64 KiB hold several events each.
+    for (const auto framing : {sluice::zmq_framing::message, sluice::zmq_framing::newline}) {
+        const bool packed = framing == sluice::zmq_framing::newline;
+        // Newline framing: events of 40 KiB, so every second event closes a frame.
+        const size_t length = packed ? 40 * 1024 : 10;
+        std::vector<std::string> expected;
+        std::vector<batch_ptr> batches;
+        int n = 0;
+        for (int size : {1, 3, 2}) {
+            std::vector<std::string> lines;
+            for (int k = 0; k < size; ++k) {
+                std::string line = "ev" + std::to_string(n++) + "-";
+                line.resize(length, 'x');
+                lines.push_back(line);
+                expected.push_back(line);
+            }
+            batches.push_back(batch_of_lines(0, lines));
+        }
+        const uint64_t frames = packed ? 3 : expected.size();
+        for (uint64_t fail_at = 0; fail_at < frames; ++fail_at) {
+            INFO("framing " << (packed ? "newline" : "message") << ", failing before frame "
+                            << fail_at);
+            puller a(ctx);
+            zmq_sink_config c;
+            c.endpoints = {a.endpoint};
+            c.framing = framing;
+            zmq_sink sink("forward", {}, c, ctx, {"app"});
+            bool failed_once = false;
+            sink.set_fault_injector([&](uint64_t frame) {
+                if (frame == fail_at && !failed_once) {
+                    failed_once = true;
+                    errno = EINTR;  // what a signal during a blocking send gives
+                    throw zmq::error_t();
+                }
+            });
+            CHECK(sink.write(batches) == write_status::retry);
+            CHECK(sink.write(batches) == write_status::ok);
+            const auto got = receive({&a}, frames);
+            std::vector<std::string> lines;
+            for (const auto& frame : got[0]) {
+                if (!packed) {
+                    lines.push_back(frame);
+                    continue;
+                }
+                for (size_t at = 0; at < frame.size();) {
+                    const size_t nl = frame.find('\n', at);
+                    lines.push_back(frame.substr(at, nl - at));
+                    at = nl + 1;
+                }
+            }
+            CHECK(got[0].size() == frames);
+            CHECK(lines == expected);  // each event once, in order
+            // The next write starts from its own beginning.
+            REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"after"})}) ==
+                    write_status::ok);
+            const auto after = receive({&a}, 1);
+            CHECK(after[0] == std::vector<std::string>{packed ? "after\n" : "after"});
+        }
+    }
+}
