@@ -20,8 +20,7 @@ zmq_source::zmq_source(std::string name, source_id id, asio::io_context& io,
                        bounded_queue& queue, zmq::context_t& context, zmq_source_config config)
     : source(std::move(name), id, io, queue),
       config_(std::move(config)),
-      socket_(context, config_.socket == zmq_source_socket::pull ? zmq::socket_type::pull
-                                                                 : zmq::socket_type::sub),
+      context_(context),
       fd_(io),
       decoder_(config_.codec) {}
 
@@ -33,7 +32,18 @@ zmq_source::~zmq_source() {
 }
 
 void zmq_source::start() {
+    open_socket();
+    supervise("receive loop", [this] { return receive_loop(); });
+}
+
+void zmq_source::open_socket() {
+    if (fd_.is_open()) {
+        fd_.release();  // the descriptor belongs to the old socket
+    }
     try {
+        socket_ = zmq::socket_t(context_, config_.socket == zmq_source_socket::pull
+                                              ? zmq::socket_type::pull
+                                              : zmq::socket_type::sub);
         socket_.set(zmq::sockopt::rcvhwm, config_.rcvhwm);
         socket_.set(zmq::sockopt::linger, 0);
         if (config_.socket == zmq_source_socket::sub) {
@@ -53,7 +63,8 @@ void zmq_source::start() {
     }
     spdlog::info("Source {} {} zmq {} ({}).", name(), config_.bind ? "bound to" : "connected to",
                  config_.endpoint, config_.socket == zmq_source_socket::pull ? "pull" : "sub");
-    supervise("receive loop", [this] { return receive_loop(); });
+    in_multipart_ = false;
+    socket_failed_ = false;
 }
 
 void zmq_source::on_stop() noexcept {
@@ -112,6 +123,18 @@ std::shared_ptr<batch> zmq_source::receive_ready() {
 }
 
 asio::awaitable<void> zmq_source::receive_loop() {
+    if (socket_failed_) {
+        open_socket();  // a restart after a ZeroMQ error: that socket is not to be trusted
+    }
+    try {
+        co_await receive_messages();
+    } catch (const zmq::error_t&) {
+        socket_failed_ = true;
+        throw;
+    }
+}
+
+asio::awaitable<void> zmq_source::receive_messages() {
     for (;;) {
         co_await wait_while_paused();
         auto b = receive_ready();

@@ -2,7 +2,9 @@
 // per line of a frame, with newline framing). The socket is driven by its ZMQ_FD in the event loop,
 // no polling thread: the fd is edge-triggered, so the source drains until EAGAIN and re-checks
 // ZMQ_EVENTS before it waits. Pausing is flow control: messages stay in ZeroMQ's receive high-water
-// mark and a PUSH sender blocks. io thread only.
+// mark and a PUSH sender blocks. io thread only. When the receive loop fails on a ZeroMQ error
+// the supervisor restarts it on a new socket (bound or connected again): messages the old
+// socket held and had not handed over are lost with it, as ZeroMQ offers no way to keep them.
 #pragma once
 
 #include <string>
@@ -40,13 +42,19 @@ public:
 
 private:
     void on_stop() noexcept override;
+    // Makes the socket (again), sets its options, binds or connects, watches its ZMQ_FD.
+    // Throws sluice::error.
+    void open_socket();
     asio::awaitable<void> receive_loop();
+    asio::awaitable<void> receive_messages();
     // Receives what is ready without blocking into one batch (up to ~64 KiB).
     std::shared_ptr<batch> receive_ready();
     bool readable();
 
     zmq_source_config config_;
+    zmq::context_t& context_;
     zmq::socket_t socket_;
+    bool socket_failed_ = false;  // a ZeroMQ error ended the last receive loop
     asio::posix::stream_descriptor fd_;
     batch_decoder decoder_;
     std::string topic_;      // SUB: the topic frame of the multipart message being read
