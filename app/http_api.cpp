@@ -16,6 +16,9 @@ namespace sluice {
 
 http_api::http_api(const pipeline& p, std::string address)
     : pipeline_(p), address_(std::move(address)), server_(std::make_unique<httplib::Server>()) {
+    // An idle keep-alive connection (Prometheus, sluice top) holds its worker until this
+    // timeout, and stop() waits for the workers: keep it short so exit is not held up.
+    server_->set_keep_alive_timeout(1);
     // Alive: 200 while the process runs; the body names any sink that is not writing.
     server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
         res.set_content(render_health(pipeline_), "text/plain");

@@ -1,5 +1,7 @@
 #include "app/pipeline.h"
 
+#include <malloc.h>
+
 #include <csignal>
 
 #include <asio/post.hpp>
@@ -17,6 +19,9 @@ namespace sluice {
 namespace {
 
 constexpr auto shutdown_poll = std::chrono::milliseconds(10);
+constexpr auto trim_interval = std::chrono::seconds(1);
+// A backlog this large that has drained to an eighth of its peak is worth a malloc_trim.
+constexpr uint64_t trim_backlog_bytes = 8ull << 20;
 
 }  // namespace
 
@@ -117,6 +122,8 @@ int pipeline::run() {
     spdlog::info("sluice {} running: {} sources, {} sinks, queue {} events / {} bytes, {}.",
                  SLUICE_VERSION, sources_.size(), sinks_.size(), config_.queue.max_events,
                  config_.queue.max_bytes, to_string(config_.queue.when_full));
+    trim_timer_ = std::make_unique<asio::steady_timer>(io_);
+    trim_memory_later();
     io_.run();
     for (auto& k : sinks_) {
         k->join();
@@ -127,6 +134,24 @@ int pipeline::run() {
     }
     api_->stop();
     return exit_code_;
+}
+
+void pipeline::trim_memory_later() {
+    trim_timer_->expires_after(trim_interval);
+    trim_timer_->async_wait([this](const asio::error_code& ec) {
+        if (ec || shutting_down_) {
+            return;
+        }
+        const uint64_t now = queue_->bytes_size_guess();
+        queue_peak_bytes_ = std::max(queue_peak_bytes_, now);
+        if (queue_peak_bytes_ >= trim_backlog_bytes && now <= queue_peak_bytes_ / 8) {
+            // glibc keeps what the drained batches freed, spread over its heap; malloc_trim
+            // returns the free pages (a few ms for a heap of tens of MiB).
+            ::malloc_trim(0);
+            queue_peak_bytes_ = now;
+        }
+        trim_memory_later();
+    });
 }
 
 void pipeline::request_stop() {

@@ -44,6 +44,9 @@ private:
     void begin_shutdown(int exit_code);
     void watch_shutdown();
     void finish(int exit_code);
+    // Every second: once a backlog has drained, hands the memory it took back to the
+    // system (malloc_trim), so RSS follows the queue down instead of staying at its peak.
+    void trim_memory_later();
 
     config config_;
     zmq::context_t zmq_context_{1};  // outlives every socket: declared before them
@@ -53,6 +56,8 @@ private:
     std::vector<std::unique_ptr<sink>> sinks_;
     std::unique_ptr<http_api> api_;
     std::unique_ptr<asio::steady_timer> shutdown_timer_;
+    std::unique_ptr<asio::steady_timer> trim_timer_;
+    uint64_t queue_peak_bytes_ = 0;  // the queue's largest size since the last trim
     std::chrono::steady_clock::time_point shutdown_deadline_;
     bool shutting_down_ = false;
     bool queue_closed_ = false;

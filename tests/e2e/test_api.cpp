@@ -53,3 +53,28 @@ batch = {{ timeout = "50ms" }}
     d.signal(SIGTERM);
     CHECK(d.wait_exit() == 0);
 }
+
+TEST_CASE("an idle keep-alive API connection does not hold up the exit", "[e2e]") {
+    const uint16_t port = e2e::free_port();
+    e2e::daemon d(fmt::format(R"(
+[sources.app]
+type = "tcp"
+address = "127.0.0.1:{}"
+
+[sinks.archive]
+type = "file"
+path = "logs/out.log"
+)",
+                              port));
+    // A scraper that keeps its connection open between scrapes.
+    httplib::Client scraper("127.0.0.1", d.api_port());
+    scraper.set_keep_alive(true);
+    auto res = scraper.Get("/metrics");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    const auto began = std::chrono::steady_clock::now();
+    d.signal(SIGTERM);
+    CHECK(d.wait_exit() == 0);
+    const auto took = std::chrono::steady_clock::now() - began;
+    CHECK(took < std::chrono::milliseconds(2500));
+}
