@@ -785,7 +785,7 @@ TEST_CASE("wake_readers makes a reader return, even one not yet blocked", "[queu
     }
 }
 
-TEST_CASE("close wakes a blocked reader; readers get what is queued first", "[queue]") {
+TEST_CASE("close wakes a blocked reader, readers get what is queued first", "[queue]") {
     SECTION("empty queue") {
         bounded_queue q(config(1000), 1, {{true}});
         std::atomic<int> result{-1};

@@ -277,7 +277,7 @@ type = "file"
     CHECK(contains(framing.message, "newline, octet_counting"));
 }
 
-TEST_CASE("a planned source type is not supported yet; unknown types are named", "[config]") {
+TEST_CASE("a planned source type is not supported yet, unknown types are named", "[config]") {
     const auto nats = only_problem(std::string(minimal) + R"toml([sources.bus]
 type = "nats"
 stream = "LOGS"

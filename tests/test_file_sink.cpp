@@ -287,7 +287,7 @@ TEST_CASE("file sink reopens its files on request, and follows a rename by itsel
     CHECK(slurp(rotated) == "before\n");
 }
 
-TEST_CASE("file sink: a path it cannot open fails the write; the retry writes each line once",
+TEST_CASE("file sink: a path it cannot open fails the write, the retry writes each line once",
           "[file_sink]") {
     temp_dir dir;
     SECTION("the only file") {

@@ -81,7 +81,7 @@ TEST_CASE("JSON numeric times: the unit follows from the magnitude", "[json]") {
     CHECK(ts_of(d, R"({"ts":9.1e18})").has_value());
 }
 
-TEST_CASE("JSON string times are RFC 3339; anything else is no time", "[json]") {
+TEST_CASE("JSON string times are RFC 3339, anything else is no time", "[json]") {
     json_decoder d;
     CHECK(ts_of(d, R"({"ts":"2003-10-11T22:14:15.003Z"})") ==
           utc_ns(2003, 10, 11, 22, 14, 15, 3'000'000));

@@ -210,7 +210,7 @@ TEST_CASE("tcp source: stop() pushes the partial line, then idle()", "[sources]"
     CHECK(src.counters().events_total.load() == 2);
 }
 
-TEST_CASE("tcp source: a full queue pauses reading; resume delivers everything once",
+TEST_CASE("tcp source: a full queue pauses reading, resume delivers everything once",
           "[sources]") {
     harness h(small_queue(4096));
     sluice::tcp_source_config cfg;

@@ -182,7 +182,7 @@ TEST_CASE("RFC 5424 SD appends after what fields_out already holds", "[syslog]")
     CHECK(fields_out == R"(earlier{"a":{"k":"v"}})");
 }
 
-TEST_CASE("RFC 5424 nil values are NULL; PRI bounds", "[syslog]") {
+TEST_CASE("RFC 5424 nil values are NULL, PRI bounds", "[syslog]") {
     auto d = decode("<0>1 - - - - - -");
     REQUIRE(d.ok);
     CHECK(d.ev.facility == 0);

@@ -36,7 +36,7 @@ std::vector<std::string> send_source(uint16_t port, const std::string& prefix, i
 
 }  // namespace
 
-TEST_CASE("inputs route sources to sinks; the path template splits files by date and source",
+TEST_CASE("inputs route sources to sinks, the path template splits files by date and source",
           "[e2e]") {
     const uint16_t port_a = e2e::free_port();
     const uint16_t port_b = e2e::free_port();
