@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -247,14 +248,58 @@ void wait_for(const std::string& what, const std::function<bool()>& done,
 
 namespace {
 
-// fork + exec with stdout/stderr redirected to files; only async-signal-safe calls after fork.
-pid_t spawn(const std::vector<std::string>& args, const std::string& work_dir,
-            const std::string& out_path, const std::string& err_path) {
-    std::vector<char*> argv;
-    for (const auto& a : args) {
-        argv.push_back(const_cast<char*>(a.c_str()));
+// One "NAME=VALUE" per entry: the environment with `extra` added (replacing a NAME it sets).
+std::vector<std::string> environment_with(const std::vector<std::string>& extra) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string_view entry(*e);
+        const bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
+            const size_t eq = x.find('=');
+            return entry.substr(0, entry.find('=')) == std::string_view(x).substr(0, eq);
+        });
+        if (!replaced) {
+            env.emplace_back(entry);
+        }
     }
-    argv.push_back(nullptr);
+    env.insert(env.end(), extra.begin(), extra.end());
+    return env;
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    for (const auto& s : strings) {
+        out.push_back(const_cast<char*>(s.c_str()));
+    }
+    out.push_back(nullptr);
+    return out;
+}
+
+}  // namespace
+
+void die_with_parent(pid_t parent) noexcept {
+    // prctl and getppid are plain system calls. If the parent died between fork and prctl,
+    // the signal will never come (we were already reparented): leave now instead.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) {
+        ::_exit(125);
+    }
+}
+
+void require_main_thread(const char* what) {
+    if (::gettid() != ::getpid()) {
+        fail(std::string(what) +
+             ": the e2e harness starts processes on the main thread only (the parent-death "
+             "signal that kills them with the test fires when the forking thread exits)");
+    }
+}
+
+// fork + exec with stdout/stderr redirected to files; only async-signal-safe calls after fork.
+pid_t spawn_process(const std::vector<std::string>& args, const std::string& work_dir,
+                    const std::string& out_path, const std::string& err_path,
+                    const std::vector<std::string>& extra_env) {
+    require_main_thread(args.empty() ? "spawn_process" : args[0].c_str());
+    const std::vector<std::string> env = environment_with(extra_env);
+    std::vector<char*> argv = c_strings(args);
+    std::vector<char*> envp = c_strings(env);
     const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     const int err_fd =
         out_path == err_path
@@ -262,9 +307,11 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& work_dir,
             : ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     REQUIRE(out_fd >= 0);
     REQUIRE(err_fd >= 0);
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+        die_with_parent(parent);
         const int null_fd = ::open("/dev/null", O_RDONLY);
         if (null_fd >= 0) {
             ::dup2(null_fd, STDIN_FILENO);
@@ -274,7 +321,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& work_dir,
         if (::chdir(work_dir.c_str()) != 0) {
             ::_exit(126);
         }
-        ::execv(argv[0], argv.data());
+        ::execve(argv[0], argv.data(), envp.data());
         ::_exit(127);
     }
     ::close(out_fd);
@@ -283,6 +330,8 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& work_dir,
     }
     return pid;
 }
+
+namespace {
 
 int decode_status(int status) {
     if (WIFEXITED(status)) {
@@ -302,7 +351,7 @@ command_result run_sluice(const std::vector<std::string>& args, const std::strin
     argv.insert(argv.end(), args.begin(), args.end());
     const std::string out_path = work_dir + "/cmd.out";
     const std::string err_path = work_dir + "/cmd.err";
-    const pid_t pid = spawn(argv, work_dir, out_path, err_path);
+    const pid_t pid = spawn_process(argv, work_dir, out_path, err_path);
     const auto deadline = clock_type::now() + timeout;
     int status = 0;
     while (true) {
@@ -417,8 +466,8 @@ daemon::daemon(std::string body, std::string shutdown_timeout, std::string data_
         "data_dir = \"" + data_dir_ + "\"\nshutdown_timeout = \"" + shutdown_timeout +
         "\"\n\n[api]\naddress = \"127.0.0.1:" + std::to_string(api_port_) + "\"\n\n" + body;
     write_file(config_path_, config);
-    pid_ = spawn({sluice_binary(), "run", "-c", config_path_, "--log-level", "info"}, dir_,
-                 log_path_, log_path_);
+    pid_ = spawn_process({sluice_binary(), "run", "-c", config_path_, "--log-level", "info"}, dir_,
+                         log_path_, log_path_);
     // /health must answer while our child is alive (the port could be someone else's).
     // A failed constructor runs no destructor: kill the child here.
     try {

@@ -72,6 +72,29 @@ struct command_result {
     std::string err;
 };
 
+// Every process the harness starts is tied to the test process: it gets SIGKILL when the test
+// process ends, however it ends (abort(), std::terminate, a crash, ctest's SIGKILL on a
+// timeout, or an exit that runs no destructor), so no daemon outlives its test. The kernel's
+// parent-death signal (PR_SET_PDEATHSIG) fires when the *thread* that forked exits, so the
+// harness forks only on the main thread, which lives as long as the process; starting a
+// process on another thread fails the test.
+
+// For a child started some other way (forkpty, a bare fork): call it in the child right after
+// the fork, with the parent's getpid() read before the fork. Sets SIGKILL as the child's
+// parent-death signal (kept across execve) and, if the parent has already gone, _exits(125)
+// at once. Async-signal-safe.
+void die_with_parent(pid_t parent) noexcept;
+// FAILs unless called on the test process's main thread (gettid() == getpid()).
+void require_main_thread(const char* what);
+
+// fork + exec of `args` (args[0] a path) in `work_dir`, stdin from /dev/null, stdout and
+// stderr to the files (the same one when the paths are equal), `extra_env` ("NAME=VALUE")
+// added to the environment; the child dies with the test process. Returns its pid: the caller
+// waits for it (waitpid) and kills it.
+pid_t spawn_process(const std::vector<std::string>& args, const std::string& work_dir,
+                    const std::string& out_path, const std::string& err_path,
+                    const std::vector<std::string>& extra_env = {});
+
 // Runs sluice with `args` in `work_dir` and waits (FAILs after `timeout`).
 command_result run_sluice(const std::vector<std::string>& args, const std::string& work_dir,
                           std::chrono::milliseconds timeout = 30s);
@@ -90,7 +113,7 @@ std::string normalise_metric_key(std::string_view key);
 //   data_dir = "DIR/data"; shutdown_timeout = ...; [api] address = "127.0.0.1:PORT"
 // followed by `body` (queue, sources, sinks). The destructor SIGKILLs a running daemon and,
 // when the test has failed, prints the config and the daemon's log; on success it removes
-// the temp dir.
+// the temp dir. If the test process dies instead, the daemon is killed with it (above).
 class daemon {
 public:
     // `data_dir`: another daemon's, for a restart on the same state; default DIR/data.

@@ -42,9 +42,12 @@ public:
         winsize size{};
         size.ws_row = 40;
         size.ws_col = 140;
+        e2e::require_main_thread("sluice top");
+        const pid_t parent = ::getpid();
         pid_ = ::forkpty(&master_, nullptr, nullptr, &size);
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {
+            e2e::die_with_parent(parent);  // never outlive an aborted test
             ::execve(argv[0], argv.data(), envp.data());
             ::_exit(127);
         }
