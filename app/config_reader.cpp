@@ -75,7 +75,7 @@ void config_reader::read_fields(const toml::table& table, const std::string& pat
         const std::string name(key->str());
         const std::string child = path.empty() ? name : path + "." + name;
         auto spec = std::find_if(specs.begin(), specs.end(),
-                                 [&](const field_spec& s) { return s.name == key->str(); });
+                                 [&](const field_spec& s) { return s.name == name; });
         if (spec == specs.end()) {
             std::string known;
             for (const auto& s : specs) {
