@@ -195,6 +195,7 @@ write_status file_sink::write_impl(std::span<const batch_ptr> batches) {
         }
         partial_dev_ = file->dev;
         partial_ino_ = file->ino;
+        remember_size(path, *file);
         skip_bytes(iov, at.done);
         err = write_all(file->fd.get(), iov, at.done);
         if (err == 0 && config_.fsync && ::fsync(file->fd.get()) != 0) {
@@ -208,7 +209,34 @@ write_status file_sink::write_impl(std::span<const batch_ptr> batches) {
         at.done = 0;
         i = j;
     }
+    touched_.clear();
     return write_status::ok;
+}
+
+void file_sink::remember_size(const std::string& rendered, const open_file& file) {
+    for (const auto& t : touched_) {
+        if (t.dev == file.dev && t.ino == file.ino) {
+            return;  // known since an earlier group or attempt: keep the first size
+        }
+    }
+    struct stat st{};
+    if (::fstat(file.fd.get(), &st) == 0) {
+        touched_.push_back({rendered, file.dev, file.ino, st.st_size});
+    }
+}
+
+void file_sink::abandon_impl() {
+    for (const auto& t : touched_) {
+        auto it = files_.find(t.rendered);
+        if (it == files_.end() || it->second.dev != t.dev || it->second.ino != t.ino) {
+            continue;  // closed or replaced since: nothing of ours to take back there
+        }
+        if (::ftruncate(it->second.fd.get(), t.size_before) != 0) {
+            spdlog::error("Sink {}: cannot cut {} back to {} bytes at exit: {}", name(),
+                          t.rendered, t.size_before, std::strerror(errno));
+        }
+    }
+    touched_.clear();
 }
 
 }  // namespace sluice

@@ -38,6 +38,7 @@ public:
 protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
     void reopen_impl() override { files_.clear(); }
+    void abandon_impl() override;
 
 private:
     // Renders the template for one batch.
@@ -51,6 +52,8 @@ private:
     // again when the path no longer names it. Null on failure, with `err` and `what` set.
     const open_file* file_for(const std::string& rendered, int& err, std::string& what);
     void append_json(std::string& out, const batch& b) const;
+    // Notes the size of `file` before the current gathered batches first went to it.
+    void remember_size(const std::string& rendered, const open_file& file);
 
     file_sink_config config_;
     std::filesystem::path data_dir_;
@@ -62,6 +65,15 @@ private:
     // The file that holds the first progress().done bytes of the current group.
     dev_t partial_dev_ = 0;
     ino_t partial_ino_ = 0;
+    // Each file the current gathered batches went to, and its size before they did: what
+    // abandon_impl() cuts back to. Cleared after a good write.
+    struct touched_file {
+        std::string rendered;
+        dev_t dev;
+        ino_t ino;
+        off_t size_before;
+    };
+    std::vector<touched_file> touched_;
 };
 
 // Expands strftime conversions (local time, as logrotate users expect) and {source} in

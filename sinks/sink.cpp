@@ -208,6 +208,7 @@ void sink::run() {
         }
         if (!pending.empty()) {
             if (!deliver(pending)) {
+                abandon_impl();
                 break;
             }
             queue_->commit(id_, cursor);

@@ -109,6 +109,10 @@ public:
 protected:
     virtual write_status write_impl(std::span<const batch_ptr> batches) = 0;
     virtual void reopen_impl() {}
+    // Sink thread: the sink ends (aborted: shutdown timeout) with the gathered batches not
+    // all written. Undo what failed attempts left of them (a cut line), so that exactly the
+    // events counted as not delivered are missing from the output.
+    virtual void abandon_impl() {}
     // Ends the thread. Every final subclass calls this first in its destructor: the thread
     // runs write_impl, which must not outlive the subclass's members.
     void stop_thread();

@@ -19,6 +19,7 @@
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
+#include "queue/bounded_queue.h"
 #include "queue/event.h"
 #include "sinks/file_sink.h"
 #include "tests/temp_dir.h"
@@ -447,4 +448,32 @@ TEST_CASE("file sink: a removed directory or renamed file is made again at its p
     REQUIRE(sink.write(std::vector<batch_ptr>{batch_of_lines(0, {"three"})}) == write_status::ok);
     CHECK(slurp(file) == "three\n");
     CHECK(slurp(dir.path() / "moved.log") == "two\n");
+}
+
+TEST_CASE("file sink: ending with a write half done cuts the files back to before it",
+          "[file_sink]") {
+    temp_dir dir;
+    { std::ofstream(dir.path() / "out.log") << "already there\n"; }
+    sluice::queue_config qc;
+    sluice::bounded_queue q(qc, 1, {{true}});
+    file_sink sink("archive", batching(), text_at("out.log"), dir.path(), {"app"});
+    std::vector<std::string> lines;
+    for (int i = 0; i < 100; ++i) {
+        lines.push_back("line " + std::to_string(i) + " of a write that never finishes");
+    }
+    {
+        // Room for the first line and a half of the batch, then the "disk" is full.
+        file_size_cap limit(14 + 60);
+        sink.start(q, 0);
+        batch_ptr b = batch_of_lines(0, lines);
+        REQUIRE(q.try_push(b) == sluice::push_result::ok);
+        REQUIRE(sluice::test::eventually(
+            [&] { return sluice::read(sink.counters().errors_total) >= 2; }));
+        CHECK(fs::file_size(dir.path() / "out.log") == 14 + 60);  // a cut line
+        sink.abort();  // what a shutdown timeout does
+        sink.join();
+    }
+    // All 100 events count as not written, so none of them may be in the file, whole or cut.
+    CHECK(slurp(dir.path() / "out.log") == "already there\n");
+    CHECK(q.stats().sinks[0].events == 100);
 }
