@@ -4,7 +4,9 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,6 +44,69 @@ std::optional<zmq_source_socket> parse_zmq_source_socket(std::string_view s) {
         return zmq_source_socket::sub;
     }
     return std::nullopt;
+}
+
+// A TLS file: a relative path is relative to the directory of the config file (the path its
+// TOML was parsed under; the working directory for a config given as text with a bare name),
+// so a config and its certificates can move together.
+bool read_tls_path(config_reader& r, const config_field& f, std::string& out) {
+    std::string written;
+    if (!r.non_empty_string(f, written)) {
+        return false;
+    }
+    std::filesystem::path path(written);
+    if (path.is_relative() && f.value.source().path) {
+        path = std::filesystem::path(*f.value.source().path).parent_path() / path;
+    }
+    out = path.string();
+    return true;
+}
+
+// tls = { cert = "...", key = "...", ca = "...", verify_client = false }. The files are read
+// when the source is made (sluice run), not here: validate opens no file but the config.
+void read_tls(config_reader& r, const config_field& f, std::optional<tls_config>& out) {
+    const toml::table* table = r.table(f);
+    if (table == nullptr) {
+        return;
+    }
+    tls_config tls;
+    bool ok = true;
+    std::set<std::string_view> present;
+    const toml::source_region* verify_client = nullptr;
+    auto file = [&](std::string& into) {
+        return [&r, &ok, &present, into = &into](const config_field& v) {
+            present.insert(v.key.str());
+            ok = read_tls_path(r, v, *into) && ok;
+        };
+    };
+    r.read_fields(*table, f.path,
+                  {
+                      {"cert", file(tls.cert)},
+                      {"key", file(tls.key)},
+                      {"ca", file(tls.ca)},
+                      {"verify_client",
+                       [&](const config_field& v) {
+                           verify_client = &v.value.source();
+                           ok = r.boolean(v, tls.verify_client) && ok;
+                       }},
+                  });
+    auto require = [&](std::string_view key, std::string_view what) {
+        if (!present.contains(key)) {
+            r.problem(table_region(f.key, *table), fmt::format("{}.{}", f.path, key),
+                      fmt::format("is required with tls ({}, a PEM file)", what));
+            ok = false;
+        }
+    };
+    require("cert", "the server's certificate");
+    require("key", "its private key");
+    if (tls.verify_client && !present.contains("ca")) {
+        r.problem(*verify_client, f.path + ".verify_client",
+                  "needs ca, the PEM file of the CAs that sign client certificates");
+        ok = false;
+    }
+    if (ok) {
+        out = std::move(tls);
+    }
 }
 
 }  // namespace
@@ -132,6 +197,9 @@ void read_tcp_source(config_parser& p, const config_field& f, const toml::table&
                       }},
                      {"max_connections",
                       [&](const config_field& v) { r.positive_integer(v, tcp.max_connections); }},
+                     {"idle_timeout",
+                      [&](const config_field& v) { r.duration(v, tcp.idle_timeout); }},
+                     {"tls", [&](const config_field& v) { read_tls(r, v, tcp.tls); }},
                  });
     r.read_fields(table, f.path, specs);
     if (address_ok) {

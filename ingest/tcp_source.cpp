@@ -1,8 +1,16 @@
 #include "ingest/tcp_source.h"
 
+#include <optional>
+
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/ssl/stream.hpp>
 #include <asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
@@ -43,9 +51,53 @@ asio::ip::tcp::endpoint parse_tcp_endpoint(const std::string& address) {
     return {ip, static_cast<uint16_t>(port)};
 }
 
+using steady = std::chrono::steady_clock;
+using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
+
+// One accepted connection: its socket, inside a TLS stream for a TLS source, and what its read
+// loop and its watchdog share (both on the io thread).
+struct tcp_source::connection {
+    connection(asio::ip::tcp::socket socket, asio::ssl::context* tls, asio::io_context& io)
+        : watchdog(io), opened(steady::now()), last_line(opened) {
+        asio::error_code ec;
+        const auto peer = socket.remote_endpoint(ec);
+        if (!ec) {
+            host = peer.address().to_string();
+            origin = host + ":" + std::to_string(peer.port());
+        }
+        if (tls != nullptr) {
+            tls_layer.emplace(std::move(socket), *tls);
+            handshaking = true;
+        } else {
+            plain.emplace(std::move(socket));
+        }
+    }
+
+    // The TCP socket itself (a TLS stream's lowest layer): what stop() and the watchdog cancel.
+    asio::ip::tcp::socket& socket() { return tls_layer ? tls_layer->next_layer() : *plain; }
+
+    std::optional<asio::ip::tcp::socket> plain;
+    std::optional<tls_stream> tls_layer;
+    std::string host;    // the peer's address, the events' host
+    std::string origin;  // ip:port
+    asio::steady_timer watchdog;
+    time_point opened;
+    time_point last_line;           // a line completed, or reading resumed after the queue
+    bool handshaking = false;       // TLS: the handshake has not finished
+    bool waiting_on_queue = false;  // paused by a full queue: not the client's idleness
+    bool cut_off = false;           // the watchdog ended it
+    bool ended = false;             // serve() is over
+};
+
 tcp_source::tcp_source(std::string name, source_id id, asio::io_context& io,
                        bounded_queue& queue, tcp_source_config config)
-    : source(std::move(name), id, io, queue), config_(std::move(config)), acceptor_(io) {}
+    : source(std::move(name), id, io, queue),
+      config_(std::move(config)),
+      tls_(config_.tls ? make_tls_server_context(*config_.tls, "source " + this->name())
+                       : nullptr),
+      acceptor_(io) {}
+
+tcp_source::~tcp_source() = default;
 
 void tcp_source::start() {
     listen();
@@ -76,16 +128,17 @@ void tcp_source::listen() {
                     ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
-    spdlog::info("Source {} listening on tcp {}:{}.", name(), endpoint.address().to_string(),
-                 port_);
+    spdlog::info("Source {} listening on tcp {}:{}{}.", name(), endpoint.address().to_string(),
+                 port_, tls_ ? " (TLS)" : "");
 }
 
 void tcp_source::on_stop() noexcept {
     asio::error_code ec;
     acceptor_.close(ec);
     // Cancelling the reads ends each connection loop, which pushes its partial line.
-    for (const auto& socket : connections_) {
-        socket->cancel(ec);
+    for (const auto& c : connections_) {
+        c->socket().cancel(ec);
+        c->watchdog.cancel();
     }
 }
 
@@ -108,6 +161,28 @@ bool transient_accept_error(const asio::error_code& ec) {
     return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
            ec == asio::error::no_memory || ec == asio::error::connection_aborted ||
            ec == asio::error::interrupted || ec.value() == ENFILE;
+}
+
+// How a connection ends without anything worth logging: the peer closed (a TLS peer may skip
+// its close_notify), or stop() or the watchdog cancelled the read.
+bool normal_end(const asio::error_code& ec) {
+    return ec == asio::error::eof || ec == asio::error::operation_aborted ||
+           ec == asio::ssl::error::stream_truncated;
+}
+
+// Why a handshake failed, for the log: OpenSSL's reason ("wrong version number", "peer did not
+// return a certificate"), with the certificate check's when that failed.
+std::string describe_handshake_failure(const asio::error_code& ec, tls_stream& stream) {
+    if (normal_end(ec)) {
+        return "the client closed the connection";
+    }
+    std::string why = ec.message();
+    const long verified = ::SSL_get_verify_result(stream.native_handle());
+    if (verified != X509_V_OK) {
+        why += ": ";
+        why += ::X509_verify_cert_error_string(verified);
+    }
+    return why;
 }
 
 }  // namespace
@@ -142,33 +217,75 @@ asio::awaitable<void> tcp_source::accept_loop() {
             refuse(socket);
             continue;
         }
-        auto shared = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
-        connections_.insert(shared);
-        connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
-        spawn_task("connection", serve(shared), [this, shared] {
-            asio::error_code ignored;
-            shared->close(ignored);
-            connections_.erase(shared);
-            connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
-        });
+        open_connection(std::move(socket));
     }
 }
 
-asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> socket) {
-    std::string origin;
-    std::string host;
-    {
-        asio::error_code ec;
-        const auto peer = socket->remote_endpoint(ec);
-        if (!ec) {
-            host = peer.address().to_string();
-            origin = host + ":" + std::to_string(peer.port());
-        }
+void tcp_source::open_connection(asio::ip::tcp::socket socket) {
+    auto c = std::make_shared<connection>(std::move(socket), tls_.get(), io_);
+    connections_.insert(c);
+    connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
+    spawn_task("connection", serve(c), [this, c] {
+        c->ended = true;
+        c->watchdog.cancel();  // its watchdog ends too
+        asio::error_code ignored;
+        c->socket().close(ignored);
+        connections_.erase(c);
+        connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
+    });
+    // A plain connection without idle_timeout has nothing to watch: no timer at all.
+    if (tls_ || config_.idle_timeout > std::chrono::nanoseconds::zero()) {
+        spawn_task("connection watchdog", watch(c));
     }
+}
+
+asio::awaitable<void> tcp_source::serve(std::shared_ptr<connection> c) {
+    if (!c->tls_layer) {
+        co_await read_loop(*c->plain, *c);
+        co_return;
+    }
+    // Not `if (co_await ...)`: GCC 12 miscompiled that form here (the coroutine hit ud2).
+    const bool accepted = co_await handshake(*c);
+    if (accepted) {
+        co_await read_loop(*c->tls_layer, *c);
+    }
+}
+
+asio::awaitable<bool> tcp_source::handshake(connection& c) {
+    auto [ec] = co_await c.tls_layer->async_handshake(asio::ssl::stream_base::server, use_tuple);
+    c.handshaking = false;
+    c.last_line = steady::now();  // the idle clock starts once the client can send lines
+    c.watchdog.cancel();          // from the handshake's deadline to the idle one, or none
+    if (!ec && !c.cut_off) {
+        co_return true;
+    }
+    if (stopping()) {
+        co_return false;
+    }
+    bump(connection_counters_.rejected_tls);
+    uint64_t suppressed = 0;
+    if (tls_log_.should_log(suppressed)) {
+        const double limit = std::chrono::duration<double>(config_.handshake_timeout).count();
+        const std::string why = c.cut_off
+                                    ? fmt::format("it did not finish within {:.1f} s", limit)
+                                    : describe_handshake_failure(ec, *c.tls_layer);
+        spdlog::warn("Source {}: cut off {}: TLS handshake failed: {} ({} more in the last 5 s).",
+                     name(), c.origin, why, suppressed);
+    }
+    co_return false;
+}
+
+template <typename Stream>
+asio::awaitable<void> tcp_source::read_loop(Stream& stream, connection& c) {
     const size_t read_bytes = config_.read_bytes;
     framer frame(config_.framing_kind, config_.max_line_bytes);
     batch_decoder decoder(config_.codec);
     auto current = std::make_shared<batch>(id(), read_bytes);
+    // Waiting for the queue is sluice's doing: the idle clock starts over after it.
+    auto waited_for_queue = [&c] {
+        c.waiting_on_queue = false;
+        c.last_line = steady::now();
+    };
     auto seal_and_push = [&](bool last) -> asio::awaitable<bool> {
         auto next =
             std::make_shared<batch>(id(), last ? 0 : read_bytes + frame.pending_bytes(*current));
@@ -185,40 +302,102 @@ asio::awaitable<void> tcp_source::serve(std::shared_ptr<asio::ip::tcp::socket> s
         bool ok = true;
         if (!current->empty()) {
             current->received_ns = unix_now_ns();
-            current->origin = origin;
-            current->host = host;
+            current->origin = c.origin;
+            current->host = c.host;
             bump(counters_.decode_errors_total, decoder.decode(*current));
             current->shrink_if_sparse();
+            c.waiting_on_queue = true;
             ok = co_await push(std::move(current));
+            waited_for_queue();
         }
         current = std::move(next);
         co_return ok;
     };
     for (;;) {
-        co_await wait_while_paused();
-        if (stopping()) {
+        if (paused()) {
+            c.waiting_on_queue = true;
+            co_await wait_while_paused();
+            waited_for_queue();
+        }
+        if (stopping() || c.cut_off) {
             break;
         }
         auto& buffer = current->buffer();
         if (buffer.free_space() < read_bytes) {
             buffer.reserve(buffer.size() + read_bytes);
         }
-        auto [ec, n] = co_await socket->async_read_some(
+        auto [ec, n] = co_await stream.async_read_some(
             asio::buffer(buffer.tail(), buffer.free_space()), use_tuple);
         if (ec) {
-            if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
-                spdlog::debug("Source {}: connection {} ended: {}.", name(), origin, ec.message());
+            if (!normal_end(ec)) {
+                spdlog::debug("Source {}: connection {} ended: {}.", name(), c.origin,
+                              ec.message());
             }
             break;
         }
         buffer.commit(n);
         bump(counters_.bytes_total, n);
         frame.consume(*current);
-        if (!current->empty() && !co_await seal_and_push(false)) {
-            break;
+        if (!current->empty()) {
+            c.last_line = steady::now();
+            if (!co_await seal_and_push(false)) {
+                break;
+            }
         }
     }
+    if (c.cut_off) {
+        note_idle_close(c);
+    }
+    // Its partial line is pushed, as when the client closes or sluice stops.
     co_await seal_and_push(true);
+}
+
+void tcp_source::note_idle_close(const connection& c) {
+    bump(connection_counters_.idle_closed);
+    uint64_t suppressed = 0;
+    if (idle_log_.should_log(suppressed)) {
+        spdlog::info("Source {}: closed the connection from {}: no complete line in {:.1f} s "
+                     "(idle_timeout; {} more closed in the last 5 s).",
+                     name(), c.origin,
+                     std::chrono::duration<double>(config_.idle_timeout).count(), suppressed);
+    }
+}
+
+std::optional<tcp_source::time_point> tcp_source::deadline(const connection& c) const {
+    if (c.ended || stopping()) {
+        return std::nullopt;
+    }
+    if (c.handshaking) {
+        return c.opened + config_.handshake_timeout;
+    }
+    if (config_.idle_timeout <= std::chrono::nanoseconds::zero()) {
+        return std::nullopt;
+    }
+    if (c.waiting_on_queue) {
+        return steady::now() + config_.idle_timeout;  // looked at again then
+    }
+    return c.last_line + config_.idle_timeout;
+}
+
+asio::awaitable<void> tcp_source::watch(std::shared_ptr<connection> c) {
+    for (;;) {
+        const auto when = deadline(*c);
+        if (!when) {
+            co_return;
+        }
+        if (steady::now() >= *when) {
+            // The read (or handshake) in progress ends with operation_aborted; the loop sees
+            // cut_off and closes.
+            c->cut_off = true;
+            asio::error_code ignored;
+            c->socket().cancel(ignored);
+            co_return;
+        }
+        // Not reset on every line: a wake finds the deadline moved and waits again.
+        c->watchdog.expires_at(*when);
+        auto [ec] = co_await c->watchdog.async_wait(use_tuple);
+        check_wait(ec, "a connection's deadline");
+    }
 }
 
 }  // namespace sluice

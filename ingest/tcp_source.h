@@ -1,10 +1,15 @@
-// tcp_source: accepts TCP connections and frames each one's byte stream into batches.
-// Runs as Asio coroutines on the io thread. Pausing is flow control: while the queue is full
-// no connection reads, so the kernel's receive window fills and the senders stall.
+// tcp_source: accepts TCP connections, in TLS or not, and frames each one's byte stream into
+// batches. Runs as Asio coroutines on the io thread. Pausing is flow control: while the queue
+// is full no connection reads, so the kernel's receive window fills and the senders stall.
+// A connection may have a watchdog (a coroutine on a timer of its own) that cuts it off when
+// its TLS handshake takes too long or, with idle_timeout, when it completes no line for that
+// long; time spent waiting for the queue is never held against it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -13,6 +18,7 @@
 #include "ingest/codecs/batch_decoder.h"
 #include "ingest/framing.h"
 #include "ingest/source.h"
+#include "ingest/tls.h"
 
 namespace sluice {
 
@@ -23,12 +29,20 @@ struct tcp_source_config {
     uint64_t max_line_bytes = 65536;           // longer lines are truncated and counted
     uint64_t max_connections = 1024;           // further connections are closed at once
     uint64_t read_bytes = 64 * 1024;           // bytes asked of the socket per read
+    std::optional<tls_config> tls;             // TLS on every connection; none: plain TCP
+    // A connection that completes no line for this long is closed; 0: never. Off by default:
+    // rsyslog's plain-TCP forwarding loses a message when the server closed an idle connection.
+    std::chrono::nanoseconds idle_timeout{0};
+    // A TLS handshake must finish within this (10 s: fixed, not a config key; tests shorten it).
+    std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);
 };
 
 class tcp_source final : public source {
 public:
+    // Loads the TLS certificate and key now: throws sluice::error naming a file that is wrong.
     tcp_source(std::string name, source_id id, asio::io_context& io, bounded_queue& queue,
                tcp_source_config config);
+    ~tcp_source() override;
 
     void start() override;
     // The bound port (for address ":0" in tests). io thread, after start().
@@ -36,19 +50,38 @@ public:
     const connection_counters* connections() const override { return &connection_counters_; }
 
 private:
+    struct connection;  // tcp_source.cpp
+    using time_point = std::chrono::steady_clock::time_point;
+
     void on_stop() noexcept override;
     // Opens, binds and listens (again, after the accept loop failed). Throws sluice::error.
     void listen();
     asio::awaitable<void> accept_loop();
-    asio::awaitable<void> serve(std::shared_ptr<asio::ip::tcp::socket> socket);
     void refuse(asio::ip::tcp::socket& socket);
+    void open_connection(asio::ip::tcp::socket socket);
+    asio::awaitable<void> serve(std::shared_ptr<connection> c);
+    // The TLS handshake; false (counted in rejected_tls) when it failed or took too long.
+    asio::awaitable<bool> handshake(connection& c);
+    // Reads, frames and pushes until the stream ends, the source stops or the watchdog cuts
+    // it off; then pushes the partial line. One loop for plain sockets and TLS streams.
+    template <typename Stream>
+    asio::awaitable<void> read_loop(Stream& stream, connection& c);
+    // Waits for the connection's deadline, re-reading it on each wake (progress moves it
+    // lazily), and cuts the connection off once it has passed.
+    asio::awaitable<void> watch(std::shared_ptr<connection> c);
+    // When the watchdog cuts `c` off, or nullopt when it has nothing (more) to watch.
+    std::optional<time_point> deadline(const connection& c) const;
+    void note_idle_close(const connection& c);
 
     tcp_source_config config_;
+    std::unique_ptr<asio::ssl::context> tls_;  // null without TLS
     asio::ip::tcp::acceptor acceptor_;
-    std::unordered_set<std::shared_ptr<asio::ip::tcp::socket>> connections_;
+    std::unordered_set<std::shared_ptr<connection>> connections_;
     connection_counters connection_counters_;
     log_limiter accept_log_{5'000'000'000};
     log_limiter refuse_log_{5'000'000'000};
+    log_limiter tls_log_{5'000'000'000};
+    log_limiter idle_log_{5'000'000'000};
     uint16_t port_ = 0;
 };
 
