@@ -221,6 +221,8 @@ void config_parser::read_batch(const config_field& f, batch_config& batch) {
             {"max_bytes", [&](const config_field& v) { reader_.size(v, batch.max_bytes); }},
             // A zero timeout would have the sink thread spin on an empty queue.
             {"timeout", [&](const config_field& v) { reader_.duration(v, batch.timeout, true); }},
+            // Zero: write as soon as the sink has read everything queued.
+            {"linger", [&](const config_field& v) { reader_.duration(v, batch.linger); }},
         });
 }
 

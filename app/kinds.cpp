@@ -78,7 +78,7 @@ const source_kind generator_kind = source_row<generator_source_config>(
 // hop wants events soon.
 const sink_kind file_sink_kind = sink_row<file_sink_config>(
     "file", "text or JSON lines into files named by a template",
-    {10'000, 4ull << 20, std::chrono::seconds(1)}, read_file_sink,
+    {10'000, 4ull << 20, std::chrono::seconds(1), milliseconds(5)}, read_file_sink,
     [](const sink_context& c, const file_sink_config& s) -> std::unique_ptr<sink> {
         return std::make_unique<file_sink>(c.config.name, c.config.batch, s, c.data_dir,
                                            c.source_names);
@@ -86,7 +86,7 @@ const sink_kind file_sink_kind = sink_row<file_sink_config>(
 
 const sink_kind sqlite_sink_kind = sink_row<sqlite_sink_config>(
     "sqlite", "rows of a SQLite table (WAL), one transaction per batch",
-    {5'000, 4ull << 20, milliseconds(200)}, read_sqlite_sink,
+    {5'000, 4ull << 20, milliseconds(200), milliseconds(50)}, read_sqlite_sink,
     [](const sink_context& c, const sqlite_sink_config& s) -> std::unique_ptr<sink> {
         return std::make_unique<sqlite_sink>(c.config.name, c.config.batch, s, c.data_dir,
                                              c.source_names);
@@ -94,7 +94,7 @@ const sink_kind sqlite_sink_kind = sink_row<sqlite_sink_config>(
 
 const sink_kind zmq_sink_kind = sink_row<zmq_sink_config>(
     "zmq", "forwarding over a ZeroMQ PUSH or PUB socket",
-    {1'000, 4ull << 20, milliseconds(100)}, read_zmq_sink,
+    {1'000, 4ull << 20, milliseconds(100), milliseconds(5)}, read_zmq_sink,
     [](const sink_context& c, const zmq_sink_config& s) -> std::unique_ptr<sink> {
         return std::make_unique<zmq_sink>(c.config.name, c.config.batch, s, c.zmq,
                                           c.source_names);

@@ -178,23 +178,29 @@ std::string render_prometheus(const pipeline& p) {
         w.sample("sluice_sink_up", label("sink", k->name()), k->failed() ? 0 : 1);
     }
 
-    w.header("sluice_sink_batch_duration_seconds", "histogram", "Time to write one batch.");
-    for (const auto& k : sinks) {
-        const auto& h = k->counters().batch_duration;
-        uint64_t cumulative = 0;
-        for (size_t i = 0; i <= duration_histogram::bounds.size(); ++i) {
-            cumulative += h.bucket(i);
-            const std::string le = i < duration_histogram::bounds.size()
-                                       ? fmt::format("{}", duration_histogram::bounds[i])
-                                       : "+Inf";
-            w.sample("sluice_sink_batch_duration_seconds_bucket",
-                     label("sink", k->name()) + "," + label("le", le), cumulative);
+    auto per_sink_histogram = [&](const std::string& name, std::string_view help,
+                                  const duration_histogram sink_counters::*member) {
+        w.header(name, "histogram", help);
+        for (const auto& k : sinks) {
+            const duration_histogram& h = k->counters().*member;
+            uint64_t cumulative = 0;
+            for (size_t i = 0; i <= duration_histogram::bounds.size(); ++i) {
+                cumulative += h.bucket(i);
+                const std::string le = i < duration_histogram::bounds.size()
+                                           ? fmt::format("{}", duration_histogram::bounds[i])
+                                           : "+Inf";
+                w.sample(name + "_bucket", label("sink", k->name()) + "," + label("le", le),
+                         cumulative);
+            }
+            w.sample(name + "_sum", label("sink", k->name()), h.sum_seconds());
+            w.sample(name + "_count", label("sink", k->name()), cumulative);
         }
-        w.sample("sluice_sink_batch_duration_seconds_sum", label("sink", k->name()),
-                 h.sum_seconds());
-        w.sample("sluice_sink_batch_duration_seconds_count", label("sink", k->name()),
-                 cumulative);
-    }
+    };
+    per_sink_histogram("sluice_sink_batch_duration_seconds", "Time to write one batch.",
+                       &sink_counters::batch_duration);
+    per_sink_histogram("sluice_sink_latency_seconds",
+                       "Per event, from its receive time to written by the sink.",
+                       &sink_counters::latency);
 
     w.header("process_resident_memory_bytes", "gauge", "Resident memory of this process.");
     w.sample("process_resident_memory_bytes", resident_memory_bytes());
@@ -292,7 +298,11 @@ std::string render_status_json(const pipeline& p) {
                        read(c.retries_total), q.sinks[k].events, q.sinks[k].bytes,
                        q.sinks[k].seconds, to_string(s.state()), s.failed());
         append_json_string(out, s.last_error());
-        out += "}";
+        const std::vector<uint64_t> latency = c.latency.counts();
+        fmt::format_to(o, ",\"latency_p50_seconds\":{:.6f},\"latency_p99_seconds\":{:.6f},"
+                          "\"latency_buckets\":[{}]}}",
+                       histogram_quantile(latency, 0.5), histogram_quantile(latency, 0.99),
+                       fmt::join(latency, ","));
     }
     out += "]}\n";
     return out;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/metrics.h"
 #include "common/units.h"
 
 namespace sluice {
@@ -131,7 +132,35 @@ top_sink read_sink(object_reader& r) {
     s.lag_seconds = r.number("lag_seconds");
     s.state = r.text("state");
     s.failed = r.boolean("failed");
+    s.latency_p50_seconds = r.number("latency_p50_seconds");
+    s.latency_p99_seconds = r.number("latency_p99_seconds");
+    const simdjson::dom::array buckets = r.array("latency_buckets");
+    if (r.ok()) {  // a default array is no array: only walk one that was read
+        for (simdjson::dom::element e : buckets) {
+            uint64_t n = 0;
+            if (e.get_uint64().get(n) == simdjson::SUCCESS) {
+                s.latency_buckets.push_back(n);
+            }
+        }
+    }
     return s;
+}
+
+// p50 and p99 of the events written since the last refresh; since the start when there
+// is no earlier refresh, or nothing was written since.
+std::pair<double, double> latency_quantiles(const top_sink& s, const top_sink* old) {
+    if (old != nullptr && old->latency_buckets.size() == s.latency_buckets.size()) {
+        std::vector<uint64_t> delta(s.latency_buckets.size());
+        uint64_t total = 0;
+        for (size_t i = 0; i < delta.size(); ++i) {
+            delta[i] = s.latency_buckets[i] - std::min(s.latency_buckets[i], old->latency_buckets[i]);
+            total += delta[i];
+        }
+        if (total > 0) {
+            return {histogram_quantile(delta, 0.5), histogram_quantile(delta, 0.99)};
+        }
+    }
+    return {s.latency_p50_seconds, s.latency_p99_seconds};
 }
 
 }  // namespace
@@ -302,9 +331,9 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
     }
     add("");
 
-    add(fmt::format("{:<{}} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>7} {:>7}  {}", "SINK",
-                    name_width, "EVENTS/S", "EVENTS", "BATCHES", "LAG EVENTS", "LAG MiB",
-                    "LAG S", "ERRORS", "RETRIES", "STATE"),
+    add(fmt::format("{:<{}} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>7} {:>7} {:>7} {:>7}  {}",
+                    "SINK", name_width, "EVENTS/S", "EVENTS", "BATCHES", "LAG EVENTS", "LAG MiB",
+                    "LAG S", "P50 MS", "P99 MS", "ERRORS", "RETRIES", "STATE"),
         top_style::header);
     for (const auto& s : current.sinks) {
         const top_sink* old = before ? find_named(before->sinks, s.name) : nullptr;
@@ -312,12 +341,15 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
         // and already wrote again still shows it.
         const bool erring = s.state == "retrying" ||
                             (old != nullptr && s.errors_total > old->errors_total);
-        add(fmt::format("{:<{}} {:>9} {:>9} {:>9} {:>10} {:>9.1f} {:>8.1f} {:>7} {:>7}  {}",
+        const auto [p50, p99] = latency_quantiles(s, old);
+        add(fmt::format("{:<{}} {:>9} {:>9} {:>9} {:>10} {:>9.1f} {:>8.1f} {:>7.1f} {:>7.1f} {:>7} "
+                        "{:>7}  {}",
                         name(s.name), name_width,
                         format_rate(rate(old, s, &top_sink::events_total, seconds)),
                         format_total(s.events_total), format_total(s.batches_total),
                         format_total(s.lag_events), static_cast<double>(s.lag_bytes) / mib,
-                        s.lag_seconds, format_total(s.errors_total), format_total(s.retries_total),
+                        s.lag_seconds, p50 * 1e3, p99 * 1e3, format_total(s.errors_total),
+                        format_total(s.retries_total),
                         s.failed ? "FAILED" : (erring ? "retrying" : "ok")),
             s.failed || erring ? top_style::alert : top_style::normal);
     }

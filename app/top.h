@@ -43,6 +43,9 @@ struct top_sink {
     double lag_seconds = 0;
     std::string state = "ok";  // ok | retrying | failed
     bool failed = false;
+    double latency_p50_seconds = 0;       // since start
+    double latency_p99_seconds = 0;
+    std::vector<uint64_t> latency_buckets;  // duration_histogram buckets, +Inf last
 };
 
 // One GET /status answer.

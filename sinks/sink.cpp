@@ -114,6 +114,12 @@ write_status sink::write(std::span<const batch_ptr> batches) {
         bump(counters_.events_total, events);
         bump(counters_.batches_total);
         counters_.batch_duration.observe(static_cast<double>(mono_now_ns() - start) / 1e9);
+        const int64_t written_ns = unix_now_ns();
+        for (const auto& b : batches) {
+            counters_.latency.observe(
+                static_cast<double>(std::max<int64_t>(written_ns - b->received_ns, 0)) / 1e9,
+                b->event_count());
+        }
     } else {
         bump(counters_.errors_total);
     }
@@ -197,7 +203,9 @@ void sink::run() {
                 pending_bytes += pending[i]->cost_bytes();
             }
             if (flush_at == clock::time_point::max()) {
-                flush_at = clock::now() + batch_.timeout;
+                // Below its limits after a read, the sink has read everything queued for it:
+                // it has caught up, and waits `linger` for more (`timeout` at the most).
+                flush_at = clock::now() + std::min(batch_.timeout, batch_.linger);
             }
         }
         closed = r == read_result::closed;

@@ -26,11 +26,16 @@
 
 namespace sluice {
 
-// When a gathered batch is written: whichever limit is reached first.
+// When a gathered batch is written: whichever limit is reached first. A sink that is behind
+// fills its batches from what is queued (max_events, max_bytes); one that has caught up
+// writes what it holds once the oldest event has waited `linger`, so under light load lines
+// go out within milliseconds and under heavy load batches still fill. `timeout` caps the wait
+// whatever `linger` says.
 struct batch_config {
     uint64_t max_events = 10'000;                            // events per write
     uint64_t max_bytes = 4ull << 20;                         // queued bytes per write
-    std::chrono::nanoseconds timeout = std::chrono::seconds(1);  // oldest event's wait
+    std::chrono::nanoseconds timeout = std::chrono::seconds(1);  // oldest event's wait, at most
+    std::chrono::nanoseconds linger = std::chrono::milliseconds(5);  // ... once caught up
 };
 
 // Backoff between attempts at a failed write.
@@ -73,6 +78,7 @@ struct sink_counters {
     counter errors_total{0};
     counter retries_total{0};
     duration_histogram batch_duration;
+    duration_histogram latency;  // per event: received to written
 };
 
 class sink {

@@ -51,6 +51,7 @@ batch_config limits(uint64_t max_events, uint64_t max_bytes = unlimited,
     b.max_events = max_events;
     b.max_bytes = max_bytes;
     b.timeout = timeout;
+    b.linger = timeout;  // size-or-time batching; the linger has tests of its own
     return b;
 }
 
@@ -202,6 +203,26 @@ std::vector<std::string> concat(std::vector<std::vector<std::string>> parts) {
 uint64_t lag_of(const bounded_queue& q, size_t sink) { return q.stats().sinks[sink].events; }
 
 }  // namespace
+
+TEST_CASE("a sink that has caught up writes after its linger, not its timeout", "[sink]") {
+    watchdog dog("linger test");
+    bounded_queue q(big_queue(), 1, {{true}});
+    batch_config b = limits(1000);  // an hour's timeout
+    b.linger = 20ms;
+    counting_sink k(b);
+    k.start(q, 0);
+    const auto pushed = clk::now();
+    push(q, make_batch(0, 3, "light"));
+    REQUIRE(k.wait_attempts(1));
+    const auto waited = clk::now() - pushed;
+    CHECK(waited >= 15ms);  // it lingered for more...
+    CHECK(waited < 2s);     // ...but nowhere near the timeout
+    CHECK(k.attempts()[0].lines == lines_of("light", 3));
+    // The latency of those events is in the histogram.
+    REQUIRE(eventually([&] { return k.counters().latency.count() == 3; }));
+    q.close();
+    k.join();
+}
 
 TEST_CASE("a sink writes when max_events is reached, then the rest at close", "[sink]") {
     watchdog dog("max_events test");

@@ -11,6 +11,7 @@
 #include "app/pipeline.h"
 #include "app/top.h"
 #include "app/top_terminal.h"
+#include "common/metrics.h"
 #include "tests/temp_dir.h"
 
 namespace {
@@ -33,7 +34,8 @@ std::string status_json(double uptime, uint64_t app_events, uint64_t app_bytes,
         R"("dropped":{{"queue_full":{},"evicted":0,"kernel":1}}}}],)"
         R"("sinks":[{{"name":"db","events_total":{},"batches_total":7,"errors_total":{},)"
         R"("retries_total":2,"lag_events":2500,"lag_bytes":1048576,"lag_seconds":0.75,)"
-        R"("state":"{}","failed":{},"last_error":""}}]}})",
+        R"("state":"{}","failed":{},"last_error":"","latency_p50_seconds":0.004,)"
+        R"("latency_p99_seconds":0.02,"latency_buckets":[0,0,0,6,0,1,0,0,0,0,0,0,0,0,0]}}]}})",
         uptime, blocked, app_events, app_bytes, app_dropped, db_events, db_errors,
         db_failed ? "failed" : "ok", db_failed);
 }
@@ -171,10 +173,27 @@ TEST_CASE("rates are the counters' growth over the instance's uptime", "[top]") 
     CHECK(app[3] == "5.0k");
     CHECK(app[4] == "1");  // the one kernel drop status_json always reports
     const auto db = columns(line_of(lines, "db").text);
-    REQUIRE(db.size() == 10);
+    REQUIRE(db.size() == 12);
     CHECK(db[1] == "2.0k");
     CHECK(db[2] == "4.8k");
-    CHECK(db[9] == "ok");
+    // No event written between the two: the latency columns show the figures since start.
+    CHECK(db[7] == "4.0");
+    CHECK(db[8] == "20.0");
+    CHECK(db[11] == "ok");
+}
+
+TEST_CASE("latency quantiles interpolate within their bucket", "[top]") {
+    using sluice::histogram_quantile;
+    // Bounds 0.0005, 0.001, 0.0025, 0.005, ...: 100 events in (1 ms, 2.5 ms].
+    std::vector<uint64_t> counts(sluice::duration_histogram::bounds.size() + 1, 0);
+    CHECK(histogram_quantile(counts, 0.5) == 0);
+    counts[2] = 100;
+    CHECK(histogram_quantile(counts, 0.5) == Approx(0.00175));
+    CHECK(histogram_quantile(counts, 1.0) == Approx(0.0025));
+    // One slow event in +Inf: p99 stays in the fast bucket, p100 is the last bound.
+    counts.back() = 1;
+    CHECK(histogram_quantile(counts, 0.99) < 0.0025);
+    CHECK(histogram_quantile(counts, 1.0) == Approx(10.0));
 }
 
 TEST_CASE("without an earlier snapshot or across a restart rates are unknown", "[top]") {

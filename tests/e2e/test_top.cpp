@@ -204,14 +204,17 @@ TEST_CASE("sluice top --once prints the running instance's figures", "[e2e]") {
     CHECK(source[3] == "5.0k");
     CHECK(source[4] == "0");
     CHECK(source[7] == "no");
-    // SINK EVENTS/S EVENTS BATCHES LAG-EVENTS LAG-MiB LAG-S ERRORS RETRIES STATE
+    // SINK EVENTS/S EVENTS BATCHES LAG-EVENTS LAG-MiB LAG-S P50-MS P99-MS ERRORS RETRIES STATE
     for (const std::string sink : {"archive_file", "store_db"}) {
         const auto cols = row(r.out, sink);
-        REQUIRE(cols.size() == 10);
+        REQUIRE(cols.size() == 12);
         CHECK(cols[2] == "5.0k");
         CHECK(cols[4] == "0");
-        CHECK(cols[7] == "0");
-        CHECK(cols[9] == "ok");
+        // The 5,000 events were written: their latency is a positive number of ms.
+        CHECK(std::stod(cols[8]) > 0);
+        CHECK(std::stod(cols[7]) <= std::stod(cols[8]));
+        CHECK(cols[9] == "0");
+        CHECK(cols[11] == "ok");
     }
 }
 
