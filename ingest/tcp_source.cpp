@@ -2,7 +2,6 @@
 
 #include <optional>
 
-#include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/error.hpp>

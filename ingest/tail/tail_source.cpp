@@ -11,7 +11,6 @@
 #include <exception>
 #include <unordered_set>
 
-#include <asio/co_spawn.hpp>
 #include <asio/post.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
