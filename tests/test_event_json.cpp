@@ -3,11 +3,13 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
 #include "common/json_writer.h"
+#include "ingest/codecs/batch_decoder.h"
 #include "queue/event.h"
 #include "sinks/event_json.h"
 
@@ -260,4 +262,62 @@ TEST_CASE("append_event_json writes the line and the decoded columns as one obje
         CHECK(std::string_view(o["message"]) == "bare");
         CHECK(o.size() == 4);  // no null columns written
     }
+}
+
+TEST_CASE("append_event_json writes a json-codec event: its message once, the rest in fields",
+          "[json_writer]") {
+    sluice::batch b(0);
+    b.add_line(R"({"ts":"2024-01-02T03:04:05Z","level":"warn","host":"h1","msg":"tab\there"})");
+    b.add_line(R"({"app":"api","message":"plain","n":{"a":[1,"}"]}})");
+    b.add_line(R"({"msg":"alone"})");
+    b.add_line(R"({"level":"info","text":"no message key"})");
+    b.add_line("not json");
+    b.received_ns = 5;
+    b.host = "peer";
+    sluice::batch_decoder decoder(sluice::codec_kind::json);
+    CHECK(decoder.decode(b) == 1);
+
+    simdjson::dom::parser parser;
+    std::string out;
+    std::vector<std::string> objects;
+    for (size_t i = 0; i < b.event_count(); ++i) {
+        out.clear();
+        sluice::append_event_json(out, b, i, "app");
+        objects.push_back(out);
+    }
+    simdjson::dom::object o;
+    REQUIRE(parser.parse(simdjson::padded_string(objects[0])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["message"]) == "tab\there");
+    CHECK(std::string_view(o["host"]) == "h1");
+    CHECK(int64_t(o["severity"]) == 4);
+    CHECK(std::string_view(o["ts"]) == "2024-01-02T03:04:05.000000000Z");
+    CHECK(simdjson::to_string(o["fields"]) ==
+          R"({"ts":"2024-01-02T03:04:05Z","level":"warn","host":"h1"})");
+
+    REQUIRE(parser.parse(simdjson::padded_string(objects[1])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["message"]) == "plain");
+    CHECK(std::string_view(o["host"]) == "peer");
+    CHECK(std::string_view(o["app"]) == "api");
+    CHECK(simdjson::to_string(o["fields"]) == R"({"app":"api","n":{"a":[1,"}"]}})");
+
+    // Nothing but the message: no fields.
+    REQUIRE(parser.parse(simdjson::padded_string(objects[2])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["message"]) == "alone");
+    CHECK(o["fields"].error() == simdjson::NO_SUCH_FIELD);
+
+    // No message key: the line is the message and the fields.
+    REQUIRE(parser.parse(simdjson::padded_string(objects[3])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["message"]) == b.line(3));
+    CHECK(int64_t(o["severity"]) == 6);
+    CHECK(simdjson::to_string(o["fields"]) == b.line(3));
+
+    // Not JSON: plain text.
+    REQUIRE(parser.parse(simdjson::padded_string(objects[4])).get_object().get(o) ==
+            simdjson::SUCCESS);
+    CHECK(std::string_view(o["message"]) == "not json");
+    CHECK(o["fields"].error() == simdjson::NO_SUCH_FIELD);
 }

@@ -14,6 +14,16 @@ text_ref ref_in_buffer(std::string_view v, const char* base) {
     return {static_cast<uint32_t>(v.data() - base), static_cast<uint32_t>(v.size()), false};
 }
 
+// A decoded column: text the codec appended to the batch's extra text, else a view.
+text_ref ref_of(std::string_view v, const std::optional<decoded_event::appended_text>& appended,
+                const char* base) {
+    if (appended) {
+        return {static_cast<uint32_t>(appended->offset), static_cast<uint32_t>(appended->length),
+                true};
+    }
+    return ref_in_buffer(v, base);
+}
+
 }  // namespace
 
 uint64_t batch_decoder::decode(batch& b) {
@@ -36,7 +46,7 @@ uint64_t batch_decoder::decode(batch& b) {
         decoded_.reset();
         const size_t extra_before = b.extra().size();
         const bool ok = kind_ == codec_kind::json
-                            ? json_.decode(line, decoded_)
+                            ? json_.decode(line, decoded_, b.extra())
                             : decode_syslog(line, decoded_, b.extra(), now);
         if (!ok) {
             b.extra().resize(extra_before);
@@ -49,11 +59,11 @@ uint64_t batch_decoder::decode(batch& b) {
         }
         m.severity = static_cast<int8_t>(decoded_.severity);
         m.facility = static_cast<int8_t>(decoded_.facility);
-        m.host = ref_in_buffer(decoded_.host, base);
-        m.app = ref_in_buffer(decoded_.app, base);
+        m.host = ref_of(decoded_.host, decoded_.host_appended, base);
+        m.app = ref_of(decoded_.app, decoded_.app_appended, base);
         m.procid = ref_in_buffer(decoded_.procid, base);
         m.msgid = ref_in_buffer(decoded_.msgid, base);
-        m.message = ref_in_buffer(decoded_.message, base);
+        m.message = ref_of(decoded_.message, decoded_.message_appended, base);
         switch (decoded_.fields) {
             case decoded_event::fields_where::none:
                 break;

@@ -1,6 +1,12 @@
 // JSON codec: one object per line, parsed with simdjson's DOM parser, which also validates
-// UTF-8, so the line can be stored as `fields` unchanged. Only the top-level keys are visited.
+// UTF-8 and structure. Only the top-level keys are visited. The DOM gives unescaped strings
+// but no places in the line, so a short scan of the (validated) line finds the members whose
+// bytes are cut out of `fields` or viewed as columns: `fields` is the line's own text, less
+// the message member, never a re-serialisation.
+#include <array>
+#include <climits>
 #include <cmath>
+#include <cstring>
 
 #include "ingest/codecs/codec.h"
 
@@ -68,29 +74,146 @@ std::optional<int64_t> ts_from_element(simdjson::dom::element value) {
     }
 }
 
-// The rank of a time key: "ts" before "timestamp" before "time"; 3 for any other key.
-int time_key_rank(std::string_view key) {
-    if (key == "ts") {
-        return 0;
+// The columns a top-level key can fill, and each key's rank among the keys of its column: the
+// first readable value of the lowest rank wins.
+enum class column { message, ts, severity, host, app };
+constexpr size_t column_count = static_cast<size_t>(column::app) + 1;
+
+struct column_key {
+    std::string_view key;
+    column col;
+    int rank;
+};
+
+constexpr column_key column_keys[] = {
+    {"message", column::message, 0},   {"msg", column::message, 1},
+    {"log", column::message, 2},       {"ts", column::ts, 0},
+    {"timestamp", column::ts, 1},      {"time", column::ts, 2},
+    {"@timestamp", column::ts, 3},     {"level", column::severity, 0},
+    {"severity", column::severity, 1}, {"host", column::host, 0},
+    {"hostname", column::host, 1},     {"app", column::app, 0},
+    {"service", column::app, 1},
+};
+
+const column_key* find_column_key(std::string_view key) {
+    for (const column_key& k : column_keys) {
+        if (k.key == key) {
+            return &k;
+        }
     }
-    if (key == "timestamp") {
-        return 1;
+    return nullptr;
+}
+
+// Syslog severities by name, as level keys spell them (lower case; the input may be any case).
+struct severity_name {
+    std::string_view name;
+    int severity;
+};
+
+constexpr severity_name severity_names[] = {
+    {"emerg", 0}, {"emergency", 0},     {"panic", 0}, {"alert", 1}, {"crit", 2},    {"critical", 2},
+    {"fatal", 2}, {"err", 3},           {"error", 3}, {"warn", 4},  {"warning", 4}, {"notice", 5},
+    {"info", 6},  {"informational", 6}, {"debug", 7}, {"trace", 7},
+};
+constexpr size_t max_severity_name = 13;  // "informational"
+
+int severity_from_element(simdjson::dom::element value) {
+    switch (value.type()) {
+        case simdjson::dom::element_type::INT64: {
+            const int64_t v = value.get_int64().value_unsafe();
+            return v >= 0 && v <= 7 ? static_cast<int>(v) : -1;
+        }
+        case simdjson::dom::element_type::STRING: {
+            const std::string_view s = value.get_string().value_unsafe();
+            if (s.size() > max_severity_name) {
+                return -1;
+            }
+            std::array<char, max_severity_name> lower{};
+            for (size_t i = 0; i < s.size(); ++i) {
+                const char c = s[i];
+                lower[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+            }
+            const std::string_view name(lower.data(), s.size());
+            for (const severity_name& n : severity_names) {
+                if (n.name == name) {
+                    return n.severity;
+                }
+            }
+            return -1;
+        }
+        default:
+            return -1;
     }
-    if (key == "time") {
-        return 2;
+}
+
+size_t skip_space(std::string_view s, size_t at) {
+    while (at < s.size() && is_json_space(s[at])) {
+        ++at;
     }
-    return 3;
+    return at;
+}
+
+// Past the string whose opening quote is at s[at] and that unescapes to `unescaped_size`
+// bytes: the first quote after it that an even number of backslashes precedes (each pair is an
+// escaped backslash). Every escape is longer than what it stands for, so the closing quote is
+// no nearer than `unescaped_size` bytes on: a string without escapes is found at once.
+size_t skip_string(std::string_view s, size_t at, size_t unescaped_size = 0) {
+    size_t from = at + 1 + unescaped_size;
+    while (from < s.size()) {
+        const void* found = std::memchr(s.data() + from, '"', s.size() - from);
+        if (found == nullptr) {
+            break;
+        }
+        const auto quote = static_cast<size_t>(static_cast<const char*>(found) - s.data());
+        size_t backslashes = 0;
+        while (quote - backslashes > at + 1 && s[quote - backslashes - 1] == '\\') {
+            ++backslashes;
+        }
+        if (backslashes % 2 == 0) {
+            return quote + 1;
+        }
+        from = quote + 1;
+    }
+    return s.size();
+}
+
+// Past the value, not a string, that starts at s[at]. The line was validated, so brackets
+// balance and a scalar ends at a delimiter.
+size_t skip_value(std::string_view s, size_t at) {
+    if (at >= s.size()) {
+        return at;
+    }
+    if (s[at] == '{' || s[at] == '[') {
+        int depth = 0;
+        size_t i = at;
+        while (i < s.size()) {
+            const char c = s[i];
+            if (c == '"') {
+                i = skip_string(s, i);
+                continue;
+            }
+            if (c == '{' || c == '[') {
+                ++depth;
+            } else if ((c == '}' || c == ']') && --depth == 0) {
+                return i + 1;
+            }
+            ++i;
+        }
+        return i;
+    }
+    size_t i = at;
+    while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_json_space(s[i])) {
+        ++i;
+    }
+    return i;
 }
 
 }  // namespace
 
-bool json_decoder::decode(std::string_view line, decoded_event& out) {
+bool json_decoder::decode(std::string_view line, decoded_event& out, std::string& extra) {
     out.reset();
     // A text line would fail the parse anyway; most do on their first byte, so look first.
-    size_t first = 0;
-    while (first < line.size() && is_json_space(line[first])) {
-        ++first;
-    }
+    const size_t first = skip_space(line, 0);
     if (first == line.size() || line[first] != '{') {
         return false;
     }
@@ -105,23 +228,128 @@ bool json_decoder::decode(std::string_view line, decoded_event& out) {
         return false;
     }
     // One pass over the top-level keys; nested values are skipped on the tape, not walked.
-    int best_rank = 3;
+    // An unreadable value (a "ts" that is no time, a numeric "msg") leaves its column to the
+    // next key.
+    std::array<int, column_count> best_rank;
+    best_rank.fill(INT_MAX);
+    // Member index and unescaped text of the string columns, found by index in the line.
+    constexpr size_t none = SIZE_MAX;
+    std::array<size_t, column_count> index;
+    index.fill(none);
+    std::array<std::string_view, column_count> text;
+    size_t member = 0;
     for (const simdjson::dom::key_value_pair field : object) {
-        const int rank = time_key_rank(field.key);
-        if (rank >= best_rank) {
+        const size_t this_member = member++;
+        const column_key* key = find_column_key(field.key);
+        if (key == nullptr) {
             continue;
         }
-        // An unreadable "ts" does not hide a readable "time".
-        if (auto ts = ts_from_element(field.value)) {
-            out.ts_ns = ts;
-            best_rank = rank;
-            if (rank == 0) {
+        const auto c = static_cast<size_t>(key->col);
+        if (key->rank >= best_rank[c]) {
+            continue;
+        }
+        bool readable = false;
+        switch (key->col) {
+            case column::ts:
+                if (auto ts = ts_from_element(field.value)) {
+                    out.ts_ns = ts;
+                    readable = true;
+                }
+                break;
+            case column::severity:
+                if (const int severity = severity_from_element(field.value); severity >= 0) {
+                    out.severity = severity;
+                    readable = true;
+                }
+                break;
+            case column::message:
+            case column::host:
+            case column::app: {
+                std::string_view s;
+                // An empty host or app says nothing: the peer's address stays the host.
+                if (field.value.get_string().get(s) == simdjson::SUCCESS &&
+                    (key->col == column::message || !s.empty())) {
+                    text[c] = s;
+                    index[c] = this_member;
+                    readable = true;
+                }
                 break;
             }
         }
+        if (readable) {
+            best_rank[c] = key->rank;
+        }
     }
-    out.message = line;
-    out.fields = decoded_event::fields_where::line;
+
+    const size_t message_index = index[static_cast<size_t>(column::message)];
+    if (message_index == none && index[static_cast<size_t>(column::host)] == none &&
+        index[static_cast<size_t>(column::app)] == none) {
+        out.message = line;
+        out.fields = decoded_event::fields_where::line;
+        return true;
+    }
+
+    // The members in the line, in step with the DOM's, whose string sizes speed the scan.
+    members_.clear();
+    size_t at = skip_space(line, first + 1);
+    for (const simdjson::dom::key_value_pair field : object) {
+        member_span m{at, 0, 0};
+        at = skip_space(line, skip_string(line, at, field.key.size()));  // at the ':'
+        m.value_begin = skip_space(line, at + 1);
+        std::string_view s;
+        m.value_end = field.value.get_string().get(s) == simdjson::SUCCESS
+                          ? skip_string(line, m.value_begin, s.size())
+                          : skip_value(line, m.value_begin);
+        members_.push_back(m);
+        at = skip_space(line, m.value_end);  // at the ',' or the closing brace
+        at = at < line.size() && line[at] == ',' ? skip_space(line, at + 1) : at;
+    }
+    const size_t object_end = at + 1;  // past the closing brace
+
+    // A string without escapes is its own bytes between the quotes; every escape is longer
+    // than what it stands for, so equal lengths mean there was none.
+    auto place = [&](column col, std::string_view& view,
+                     std::optional<decoded_event::appended_text>& appended) {
+        const size_t i = index[static_cast<size_t>(col)];
+        if (i == none) {
+            return;
+        }
+        const std::string_view unescaped = text[static_cast<size_t>(col)];
+        const member_span& m = members_[i];
+        if (m.value_end - m.value_begin - 2 == unescaped.size()) {
+            view = line.substr(m.value_begin + 1, unescaped.size());
+        } else {
+            appended = decoded_event::appended_text{extra.size(), unescaped.size()};
+            extra += unescaped;
+        }
+    };
+    place(column::host, out.host, out.host_appended);
+    place(column::app, out.app, out.app_appended);
+    if (message_index == none) {
+        out.message = line;
+        out.fields = decoded_event::fields_where::line;
+        return true;
+    }
+    place(column::message, out.message, out.message_appended);
+    if (members_.size() == 1) {
+        return true;  // nothing but the message: no fields
+    }
+    // Cut the message member and one comma next to it: the one after it, or, for the last
+    // member, the one before it.
+    size_t cut_begin = 0;
+    size_t cut_end = 0;
+    if (message_index + 1 < members_.size()) {
+        cut_begin = members_[message_index].key_begin;
+        cut_end = members_[message_index + 1].key_begin;
+    } else {
+        cut_begin = members_[message_index - 1].value_end;
+        cut_end = members_[message_index].value_end;
+    }
+    out.fields = decoded_event::fields_where::appended;
+    out.fields_offset = extra.size();
+    extra.append(line.data() + first, cut_begin - first);
+    extra.append(line.data() + cut_end, object_end - cut_end);
+    out.fields_length = extra.size() - out.fields_offset;
     return true;
 }
 
