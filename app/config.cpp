@@ -47,6 +47,7 @@ config config_parser::parse(const toml::table& root) {
              }},
             {"shutdown_timeout",
              [&](const config_field& f) { reader_.duration(f, config_.shutdown_timeout); }},
+            {"io_threads", [&](const config_field& f) { read_io_threads(f); }},
             {"api",
              [&](const config_field& f) {
                  api_region = &f.value.source();
@@ -81,6 +82,29 @@ config config_parser::parse(const toml::table& root) {
     claim_address("tcp", config_.api.address, api_region != nullptr ? *api_region : root.source(),
                   "api.address");
     return std::move(config_);
+}
+
+void config_parser::read_io_threads(const config_field& f) {
+    // More loops than this would only add threads: connections are what spreads over them.
+    constexpr uint64_t most = 1024;
+    if (f.value.is_string()) {
+        if (f.value.value_or(std::string_view{}) != "auto") {
+            reader_.problem(f.value.source(), f.path,
+                            "expected \"auto\" or a number of threads from 1 to 1024");
+        }
+        config_.io_threads = 0;
+        return;
+    }
+    uint64_t n = 0;
+    if (!reader_.positive_integer(f, n)) {
+        return;
+    }
+    if (n > most) {
+        reader_.problem(f.value.source(), f.path,
+                        "expected \"auto\" or a number of threads from 1 to 1024");
+        return;
+    }
+    config_.io_threads = n;
 }
 
 void config_parser::read_api(const config_field& f) {

@@ -63,6 +63,7 @@ struct api_config {
 struct config {
     std::filesystem::path data_dir = "./sluice-data";  // checkpoints, relative sink paths
     std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(30);
+    uint64_t io_threads = 0;  // event loops of the network sources; 0: "auto", one per core
     api_config api;
     queue_config queue;
     std::vector<source_config> sources;

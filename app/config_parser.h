@@ -55,6 +55,7 @@ private:
 
     // config.cpp
     void read_api(const config_field& f);
+    void read_io_threads(const config_field& f);
     void read_queue(const config_field& f);
     void claim(std::string key, std::string_view shown, const toml::source_region& where,
                const std::string& owner);

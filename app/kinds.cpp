@@ -44,7 +44,7 @@ using std::chrono::milliseconds;
 const source_kind tcp_kind = source_row<tcp_source_config>(
     "tcp", "newline or octet-counted lines from TCP clients", read_tcp_source,
     [](const source_context& c, const tcp_source_config& s) -> std::unique_ptr<source> {
-        return std::make_unique<tcp_source>(c.config.name, c.id, c.io, c.queue, s);
+        return std::make_unique<tcp_source>(c.config.name, c.id, c.io, c.queue, s, c.loops);
     });
 
 const source_kind udp_kind = source_row<udp_source_config>(
@@ -56,7 +56,7 @@ const source_kind udp_kind = source_row<udp_source_config>(
 const source_kind zmq_kind = source_row<zmq_source_config>(
     "zmq", "a ZeroMQ PULL or SUB socket", read_zmq_source,
     [](const source_context& c, const zmq_source_config& s) -> std::unique_ptr<source> {
-        return std::make_unique<zmq_source>(c.config.name, c.id, c.io, c.queue, c.zmq, s);
+        return std::make_unique<zmq_source>(c.config.name, c.id, c.io, c.queue, c.zmq.get(), s);
     });
 
 const source_kind file_kind = source_row<tail_source_config>(
@@ -96,7 +96,7 @@ const sink_kind zmq_sink_kind = sink_row<zmq_sink_config>(
     "zmq", "forwarding over a ZeroMQ PUSH or PUB socket",
     {1'000, 4ull << 20, milliseconds(100), milliseconds(5)}, read_zmq_sink,
     [](const sink_context& c, const zmq_sink_config& s) -> std::unique_ptr<sink> {
-        return std::make_unique<zmq_sink>(c.config.name, c.config.batch, s, c.zmq,
+        return std::make_unique<zmq_sink>(c.config.name, c.config.batch, s, c.zmq.get(),
                                           c.source_names);
     });
 

@@ -19,13 +19,10 @@
 
 #include "app/config.h"
 #include "app/config_reader.h"
+#include "common/lazy_zmq_context.h"
 #include "ingest/codecs/codec.h"
 #include "ingest/source.h"
 #include "sinks/sink.h"
-
-namespace zmq {
-class context_t;
-}
 
 namespace sluice {
 
@@ -35,16 +32,17 @@ class config_parser;
 struct source_context {
     const source_config& config;
     source_id id;
-    asio::io_context& io;
+    asio::io_context& io;                         // the home loop
+    const std::vector<asio::io_context*>& loops;  // every io thread's loop, the home one first
     bounded_queue& queue;
-    zmq::context_t& zmq;
+    lazy_zmq_context& zmq;
     const std::filesystem::path& data_dir;
 };
 
 // What a sink factory gets besides its settings.
 struct sink_context {
     const sink_config& config;
-    zmq::context_t& zmq;
+    lazy_zmq_context& zmq;
     const std::filesystem::path& data_dir;
     const std::vector<std::string>& source_names;
 };

@@ -25,7 +25,11 @@ constexpr uint64_t trim_backlog_bytes = 8ull << 20;
 
 }  // namespace
 
-pipeline::pipeline(config cfg) : config_(std::move(cfg)) {
+pipeline::pipeline(config cfg)
+    : config_(std::move(cfg)), pool_(config_.io_threads), io_(pool_.home()) {
+    for (size_t i = 0; i < pool_.size(); ++i) {
+        loops_.push_back(&pool_.loop(i));
+    }
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
     if (ec) {
@@ -46,19 +50,18 @@ pipeline::pipeline(config cfg) : config_(std::move(cfg)) {
         inputs.push_back(std::move(takes));
     }
     queue_ = std::make_unique<bounded_queue>(config_.queue, source_names.size(), inputs);
+    // Each source posts the resume to every loop it works on.
     queue_->set_resume_callback([this] {
-        asio::post(io_, [this] {
-            for (auto& s : sources_) {
-                s->resume();
-            }
-        });
+        for (auto& s : sources_) {
+            s->resume();
+        }
     });
     // Acknowledgements reach a source on the io thread, like resume.
     queue_->set_delivery_callback([this](source_id s) {
         asio::post(io_, [this, s] { sources_[s]->on_delivered(); });
     });
     for (size_t i = 0; i < config_.sources.size(); ++i) {
-        const source_context context{config_.sources[i], static_cast<source_id>(i), io_,
+        const source_context context{config_.sources[i], static_cast<source_id>(i), io_, loops_,
                                      *queue_, zmq_context_, config_.data_dir};
         sources_.push_back(config_.sources[i].kind->make(context));
     }
@@ -119,12 +122,14 @@ int pipeline::run() {
         }
         throw;
     }
-    spdlog::info("sluice {} running: {} sources, {} sinks, queue {} events / {} bytes, {}.",
-                 SLUICE_VERSION, sources_.size(), sinks_.size(), config_.queue.max_events,
-                 config_.queue.max_bytes, to_string(config_.queue.when_full));
+    spdlog::info("sluice {} running: {} sources, {} sinks, {} io thread{}, queue {} events / {} "
+                 "bytes, {}.",
+                 SLUICE_VERSION, sources_.size(), sinks_.size(), pool_.size(),
+                 pool_.size() == 1 ? "" : "s", config_.queue.max_events, config_.queue.max_bytes,
+                 to_string(config_.queue.when_full));
     trim_timer_ = std::make_unique<asio::steady_timer>(io_);
     trim_memory_later();
-    io_.run();
+    pool_.run();
     for (auto& k : sinks_) {
         k->join();
     }
@@ -224,7 +229,7 @@ void pipeline::finish(int exit_code) {
     if (exit_code_ == 0) {
         spdlog::info("Shutdown complete: everything read was delivered.");
     }
-    io_.stop();
+    pool_.stop();
 }
 
 }  // namespace sluice

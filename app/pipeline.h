@@ -9,7 +9,8 @@
 #include <vector>
 
 #include <asio/io_context.hpp>
-#include <zmq.hpp>
+#include "common/lazy_zmq_context.h"
+#include "ingest/io_pool.h"
 
 #include "app/config.h"
 #include "ingest/source.h"
@@ -49,8 +50,10 @@ private:
     void trim_memory_later();
 
     config config_;
-    zmq::context_t zmq_context_{1};  // outlives every socket: declared before them
-    asio::io_context io_{1};
+    lazy_zmq_context zmq_context_;  // outlives every socket: declared before them
+    io_pool pool_;                  // outlives every source: declared before them
+    asio::io_context& io_;          // the pool's home loop: signals, shutdown, timers
+    std::vector<asio::io_context*> loops_;  // every loop of the pool, the home one first
     std::unique_ptr<bounded_queue> queue_;
     std::vector<std::unique_ptr<source>> sources_;
     std::vector<std::unique_ptr<sink>> sinks_;

@@ -1,6 +1,7 @@
 #include "ingest/source.h"
 
 #include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -10,9 +11,19 @@
 
 namespace sluice {
 
+source::lane::lane(asio::io_context& loop, size_t lane_index)
+    : io(loop), index(lane_index), resume_signal(loop) {
+    resume_signal.expires_at(asio::steady_timer::time_point::max());
+}
+
 source::source(std::string name, source_id id, asio::io_context& io, bounded_queue& queue)
-    : io_(io), queue_(queue), name_(std::move(name)), id_(id), resume_signal_(io) {
-    resume_signal_.expires_at(asio::steady_timer::time_point::max());
+    : io_(io), queue_(queue), name_(std::move(name)), id_(id) {
+    lanes_.push_back(std::make_unique<lane>(io, 0));
+}
+
+source::lane& source::add_lane(asio::io_context& loop) {
+    lanes_.push_back(std::make_unique<lane>(loop, lanes_.size()));
+    return *lanes_.back();
 }
 
 namespace {
@@ -35,7 +46,7 @@ std::string describe(std::exception_ptr e) {
 }  // namespace
 
 void source::stop() noexcept {
-    stopping_ = true;
+    stopping_.store(true, std::memory_order_release);
     for (auto* timer : backoffs_) {
         timer->cancel();
     }
@@ -67,17 +78,19 @@ void source::supervise(std::string what, std::function<asio::awaitable<void>()> 
 }
 
 void source::spawn_task(std::string what, asio::awaitable<void> task,
-                        std::function<void()> done) {
-    ++live_tasks_;
-    asio::co_spawn(io_, std::move(task),
+                        std::function<void()> done, lane* on) {
+    live_tasks_.fetch_add(1, std::memory_order_relaxed);
+    asio::io_context& loop = on != nullptr ? on->io : io_;
+    asio::co_spawn(loop, std::move(task),
                    [this, what = std::move(what), done = std::move(done)](std::exception_ptr e) {
-                       --live_tasks_;
                        if (e) {
                            report_failure(what, e);
                        }
                        if (done) {
                            done();
                        }
+                       // Last: once idle() sees zero, everything the task read is pushed.
+                       live_tasks_.fetch_sub(1, std::memory_order_release);
                    });
 }
 
@@ -86,7 +99,7 @@ asio::awaitable<void> source::supervisor(std::string what,
     using clock = std::chrono::steady_clock;
     std::chrono::nanoseconds backoff = first_backoff;
     asio::steady_timer timer(io_);
-    while (!stopping_) {
+    while (!stopping()) {
         const auto began = clock::now();
         std::exception_ptr failure;
         try {
@@ -98,7 +111,7 @@ asio::awaitable<void> source::supervisor(std::string what,
             co_return;
         }
         report_failure(what, failure);
-        if (stopping_) {
+        if (stopping()) {
             break;
         }
         if (clock::now() - began >= healthy_run) {
@@ -115,8 +128,13 @@ asio::awaitable<void> source::supervisor(std::string what,
     }
 }
 
-void source::pause() {
-    if (paused()) {
+void source::pause(lane& l) {
+    if (l.paused) {
+        return;
+    }
+    l.paused = true;
+    std::lock_guard lock(pause_mutex_);
+    if (paused_lanes_++ != 0) {
         return;
     }
     counters_.paused_since_ns.store(mono_now_ns(), std::memory_order_relaxed);
@@ -127,7 +145,19 @@ void source::pause() {
 }
 
 void source::resume() {
-    if (!paused()) {
+    for (auto& l : lanes_) {
+        asio::post(l->io, [this, target = l.get()] { resume_lane(*target); });
+    }
+}
+
+void source::resume_lane(lane& l) {
+    if (!l.paused) {
+        return;
+    }
+    l.paused = false;
+    l.resume_signal.cancel();
+    std::lock_guard lock(pause_mutex_);
+    if (--paused_lanes_ != 0) {
         return;
     }
     const int64_t waited =
@@ -138,12 +168,11 @@ void source::resume() {
     spdlog::info("Source {} resumed after {:.3f} s: queue at {} of {}.", name_,
                  static_cast<double>(waited) / 1e9, format_size(queue_.bytes_size_guess()),
                  format_size(queue_.config().max_bytes));
-    resume_signal_.cancel();
 }
 
-asio::awaitable<void> source::wait_while_paused() {
-    while (paused()) {
-        auto [ec] = co_await resume_signal_.async_wait(use_tuple);
+asio::awaitable<void> source::wait_while_paused(lane& l) {
+    while (l.paused) {
+        auto [ec] = co_await l.resume_signal.async_wait(use_tuple);
         check_wait(ec, "the queue to resume");
     }
 }
@@ -162,7 +191,7 @@ void source::push_or_drop(batch_ptr b) {
     }
 }
 
-asio::awaitable<bool> source::push(batch_ptr b) {
+asio::awaitable<bool> source::push(batch_ptr b, lane& l) {
     const uint64_t events = b->event_count();
     for (;;) {
         switch (queue_.try_push(b)) {
@@ -176,8 +205,8 @@ asio::awaitable<bool> source::push(batch_ptr b) {
                               name_, events);
                 co_return false;
             case push_result::full:
-                pause();
-                co_await wait_while_paused();
+                pause(l);
+                co_await wait_while_paused(l);
                 break;
         }
     }

@@ -1,15 +1,21 @@
-// source: the base of every input. Sources run on the io thread (asio::io_context); all
-// members except the counters are io-thread only. A source reads, frames and pushes batches
-// into the queue; when the queue says `full` it pauses itself and waits for resume(), which
-// the pipeline posts to the io thread once the queue is under its low watermark.
+// source: the base of every input. A source is controlled from its home loop (the io thread
+// it was made with: start, stop, supervised loops) and may work on more loops, one lane each
+// (the TCP source spreads its connections over the io_pool). A lane's members are its loop's
+// thread only; the counters, stopping() and idle() are any thread. A source reads, frames and
+// pushes batches into the queue; when the queue says `full`, the lane that pushed pauses and
+// waits for resume(), which the pipeline calls once the queue is under its low watermark and
+// which reaches every lane on its own thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include <asio/awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -66,23 +72,24 @@ public:
     source_id id() const { return id_; }
     const source_counters& counters() const { return counters_; }
 
-    // io thread: begin reading (binds or opens now, throws sluice::error if it cannot).
+    // Home thread: begin reading (binds or opens now, throws sluice::error if it cannot).
     virtual void start() = 0;
-    // io thread: stop accepting and reading. Data already read is still pushed: the source
+    // Home thread: stop accepting and reading. Data already read is still pushed: the source
     // reports idle() once it has nothing left to push. No loop is restarted after this.
     void stop() noexcept;
-    // io thread: true once no coroutine of the source runs: after stop(), everything read is
-    // then in the queue (or dropped). A source that ends by itself (a generator's count) is
-    // idle without stop().
-    bool idle() const { return live_tasks_ == 0; }
+    // Any thread: true once no coroutine of the source runs on any lane: after stop(),
+    // everything read is then in the queue (or dropped). A source that ends by itself (a
+    // generator's count) is idle without stop().
+    bool idle() const { return live_tasks_.load(std::memory_order_acquire) == 0; }
 
-    // io thread: the queue has room again; wakes everything waiting in push().
+    // Any thread: the queue has room again; wakes, on each lane's own thread, everything
+    // waiting in push().
     void resume();
 
-    // io thread: the queue has delivery acknowledgements for this source (batches pushed with
+    // Home thread: the queue has delivery acknowledgements for this source (batches pushed with
     // a position); take them with queue_.take_deliveries. Posted by the pipeline.
     virtual void on_delivered() {}
-    // After every sink has ended (any thread, the io thread no longer running): take the last
+    // After every sink has ended (any thread, the io threads no longer running): take the last
     // acknowledgements and make them durable (file offsets).
     virtual void flush_acknowledgements() noexcept {}
     // Any thread: the files this source tails, or nullptr for a source that tails none.
@@ -91,53 +98,82 @@ public:
     virtual const connection_counters* connections() const { return nullptr; }
 
 protected:
-    // io thread: what stop() does for this kind of source (close, cancel).
-    virtual void on_stop() noexcept = 0;
-    bool stopping() const { return stopping_; }
+    // One event loop the source works on, with its own pause state: a lane pauses when a push
+    // of its own finds the queue full, so its connections stop reading while the other lanes
+    // find out by themselves (the queue refuses every push until it resumes).
+    struct lane {
+        lane(asio::io_context& loop, size_t lane_index);
+        asio::io_context& io;
+        size_t index;                      // 0: the home lane
+        asio::steady_timer resume_signal;  // cancelled to wake the lane's waiters
+        bool paused = false;               // the lane's thread only
+    };
 
-    // io thread: runs the coroutine `make` returns, supervised. When it throws, the error is
+    // Constructor only: adds a lane on `loop` (the home loop already has lane 0).
+    lane& add_lane(asio::io_context& loop);
+    lane& home_lane() { return *lanes_.front(); }
+    const std::vector<std::unique_ptr<lane>>& lanes() const { return lanes_; }
+
+    // Home thread: what stop() does for this kind of source (close, cancel; a source with
+    // several lanes posts to each).
+    virtual void on_stop() noexcept = 0;
+    // Any thread.
+    bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+    // Home thread: runs the coroutine `make` returns, supervised. When it throws, the error is
     // logged with `what`, counted, and after a backoff (100 ms, doubling to 30 s; back to
     // 100 ms after a run of a minute) `make` is called again, until stop(). A coroutine that
     // returns is done. `done` runs once the loop is over for good, however it ended.
     void supervise(std::string what, std::function<asio::awaitable<void>()> make,
                    std::function<void()> done = {});
-    // io thread: runs one task (a connection): a throw is logged and counted, not retried.
-    // `done` runs when it ends, however it ended.
+    // Any thread: runs one task (a connection) on `on`'s loop (the home lane by default): a
+    // throw is logged and counted, not retried. `done` runs on that loop when it ends, however
+    // it ended.
     void spawn_task(std::string what, asio::awaitable<void> task,
-                    std::function<void()> done = {});
-    // io thread: logs (at most once a second, saying how many were held back) and counts an
+                    std::function<void()> done = {}, lane* on = nullptr);
+    // Any thread: logs (at most once a second, saying how many were held back) and counts an
     // exception that ended one of this source's coroutines.
     void report_failure(const std::string& what, std::exception_ptr e);
-    // io thread: an error from a wait that only stop() or resume() should end: operation
+    // Any thread: an error from a wait that only stop() or resume() should end: operation
     // aborted is expected; anything else is thrown, so the supervisor restarts the loop.
     void check_wait(const asio::error_code& ec, const char* what) const;
 
-    // io thread: pushes `b`, waiting through `full` until the queue takes it. Counts events
-    // and drops. Returns false if the queue is closed (the batch is then lost: only at exit).
-    asio::awaitable<bool> push(batch_ptr b);
-    // io thread: for sources that cannot pause (UDP): pushes `b` or, when the queue is full,
+    // `l`'s thread: pushes `b`, pausing `l` through `full` until the queue takes it. Counts
+    // events and drops. Returns false if the queue is closed (the batch is then lost: only at
+    // exit). Without a lane: the home lane.
+    asio::awaitable<bool> push(batch_ptr b, lane& l);
+    asio::awaitable<bool> push(batch_ptr b) { return push(std::move(b), home_lane()); }
+    // Any thread: for sources that cannot pause (UDP): pushes `b` or, when the queue is full,
     // drops it and counts it as reason "queue_full". Never waits.
     void push_or_drop(batch_ptr b);
-    // io thread: waits while the source is paused.
-    asio::awaitable<void> wait_while_paused();
-    bool paused() const { return counters_.paused.load(std::memory_order_relaxed); }
-    void pause();
+    // `l`'s thread: waits while `l` is paused.
+    asio::awaitable<void> wait_while_paused(lane& l);
+    asio::awaitable<void> wait_while_paused() { return wait_while_paused(home_lane()); }
+    static bool paused(const lane& l) { return l.paused; }
+    bool paused() const { return lanes_.front()->paused; }
+    void pause(lane& l);
 
-    asio::io_context& io_;
+    asio::io_context& io_;  // the home loop
     bounded_queue& queue_;
     source_counters counters_;
 
 private:
     asio::awaitable<void> supervisor(std::string what,
                                      std::function<asio::awaitable<void>()> make);
+    // `l`'s thread: un-pauses `l` and wakes its waiters.
+    void resume_lane(lane& l);
 
     std::string name_;
     source_id id_;
-    asio::steady_timer resume_signal_;
-    bool stopping_ = false;
-    size_t live_tasks_ = 0;
-    std::unordered_set<asio::steady_timer*> backoffs_;  // supervisors waiting to restart
+    std::vector<std::unique_ptr<lane>> lanes_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<size_t> live_tasks_{0};
+    std::unordered_set<asio::steady_timer*> backoffs_;  // home thread: supervisors' restarts
     log_limiter failure_log_;
+    // The source counts as paused while any lane is: the first lane to pause and the last to
+    // resume set counters_.paused and the backpressure time.
+    std::mutex pause_mutex_;
+    size_t paused_lanes_ = 0;
 };
 
 }  // namespace sluice

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/error.hpp>
 #include <asio/ssl/stream.hpp>
@@ -54,10 +55,10 @@ using steady = std::chrono::steady_clock;
 using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
 
 // One accepted connection: its socket, inside a TLS stream for a TLS source, and what its read
-// loop and its watchdog share (both on the io thread).
+// loop and its watchdog share (both on its lane's thread).
 struct tcp_source::connection {
-    connection(asio::ip::tcp::socket socket, asio::ssl::context* tls, asio::io_context& io)
-        : watchdog(io), opened(steady::now()), last_line(opened) {
+    connection(asio::ip::tcp::socket socket, asio::ssl::context* tls, source::lane& on)
+        : lane(on), watchdog(on.io), opened(steady::now()), last_line(opened) {
         asio::error_code ec;
         const auto peer = socket.remote_endpoint(ec);
         if (!ec) {
@@ -75,6 +76,7 @@ struct tcp_source::connection {
     // The TCP socket itself (a TLS stream's lowest layer): what stop() and the watchdog cancel.
     asio::ip::tcp::socket& socket() { return tls_layer ? tls_layer->next_layer() : *plain; }
 
+    source::lane& lane;
     std::optional<asio::ip::tcp::socket> plain;
     std::optional<tls_stream> tls_layer;
     std::string host;    // the peer's address, the events' host
@@ -89,12 +91,22 @@ struct tcp_source::connection {
 };
 
 tcp_source::tcp_source(std::string name, source_id id, asio::io_context& io,
-                       bounded_queue& queue, tcp_source_config config)
+                       bounded_queue& queue, tcp_source_config config,
+                       const std::vector<asio::io_context*>& more_loops)
     : source(std::move(name), id, io, queue),
       config_(std::move(config)),
       tls_(config_.tls ? make_tls_server_context(*config_.tls, "source " + this->name())
                        : nullptr),
-      acceptor_(io) {}
+      acceptor_(io) {
+    for (asio::io_context* loop : more_loops) {
+        if (loop != &io) {
+            add_lane(*loop);
+        }
+    }
+    for (size_t i = 0; i < lanes().size(); ++i) {
+        lane_connections_.push_back(std::make_unique<lane_connections>());
+    }
+}
 
 tcp_source::~tcp_source() = default;
 
@@ -134,10 +146,17 @@ void tcp_source::listen() {
 void tcp_source::on_stop() noexcept {
     asio::error_code ec;
     acceptor_.close(ec);
-    // Cancelling the reads ends each connection loop, which pushes its partial line.
-    for (const auto& c : connections_) {
-        c->socket().cancel(ec);
-        c->watchdog.cancel();
+    // Cancelling the reads ends each connection loop, which pushes its partial line. Each lane
+    // cancels its own. A connection handed to a lane before this runs there before this does
+    // and is cancelled too; one that starts later sees stopping() and never reads.
+    for (const auto& l : lanes()) {
+        asio::post(l->io, [this, index = l->index] {
+            asio::error_code ignored;
+            for (const auto& c : lane_connections_[index]->open) {
+                c->socket().cancel(ignored);
+                c->watchdog.cancel();
+            }
+        });
     }
 }
 
@@ -147,7 +166,8 @@ void tcp_source::refuse(asio::ip::tcp::socket& socket) {
     if (refuse_log_.should_log(suppressed)) {
         spdlog::warn("Source {}: refused a connection: {} of {} connections open ({} more "
                      "refused in the last 5 s).",
-                     name(), connections_.size(), config_.max_connections, suppressed);
+                     name(), open_connections_.load(std::memory_order_relaxed),
+                     config_.max_connections, suppressed);
     }
     asio::error_code ignored;
     socket.close(ignored);
@@ -192,7 +212,10 @@ asio::awaitable<void> tcp_source::accept_loop() {
     }
     asio::steady_timer backoff(io_);
     while (!stopping()) {
-        auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+        // The new socket belongs to the lane it will be read on.
+        lane& to = pick_lane();
+        const asio::any_io_executor on = to.io.get_executor();
+        auto [ec, socket] = co_await acceptor_.async_accept(on, use_tuple);
         if (stopping()) {
             break;
         }
@@ -212,30 +235,65 @@ asio::awaitable<void> tcp_source::accept_loop() {
             check_wait(waited, "accept backoff");
             continue;
         }
-        if (connections_.size() >= config_.max_connections) {
+        if (open_connections_.load(std::memory_order_relaxed) >= config_.max_connections) {
             refuse(socket);
             continue;
         }
-        open_connection(std::move(socket));
+        open_connection(std::move(socket), to);
     }
 }
 
-void tcp_source::open_connection(asio::ip::tcp::socket socket) {
-    auto c = std::make_shared<connection>(std::move(socket), tls_.get(), io_);
-    connections_.insert(c);
-    connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
-    spawn_task("connection", serve(c), [this, c] {
+std::vector<size_t> tcp_source::connections_per_lane() const {
+    std::vector<size_t> counts;
+    for (const auto& l : lane_connections_) {
+        counts.push_back(l->count.load(std::memory_order_relaxed));
+    }
+    return counts;
+}
+
+source::lane& tcp_source::pick_lane() {
+    lane* best = lanes().front().get();
+    size_t fewest = SIZE_MAX;
+    for (const auto& l : lanes()) {
+        const size_t n = lane_connections_[l->index]->count.load(std::memory_order_relaxed);
+        if (n < fewest) {
+            fewest = n;
+            best = l.get();
+        }
+    }
+    return *best;
+}
+
+void tcp_source::open_connection(asio::ip::tcp::socket socket, lane& l) {
+    // Counted here, on the acceptor's thread, so the next pick_lane and max_connections see it.
+    lane_connections_[l.index]->count.fetch_add(1, std::memory_order_relaxed);
+    const size_t open = open_connections_.fetch_add(1, std::memory_order_relaxed) + 1;
+    connection_counters_.open.store(open, std::memory_order_relaxed);
+    auto c = std::make_shared<connection>(std::move(socket), tls_.get(), l);
+    spawn_task("connection", run_connection(c), [this, c] {
+        // On the lane's thread, however the connection ended (a throw included).
         c->ended = true;
         c->watchdog.cancel();  // its watchdog ends too
         asio::error_code ignored;
         c->socket().close(ignored);
-        connections_.erase(c);
-        connection_counters_.open.store(connections_.size(), std::memory_order_relaxed);
-    });
+        auto& mine = *lane_connections_[c->lane.index];
+        mine.open.erase(c);
+        mine.count.fetch_sub(1, std::memory_order_relaxed);
+        const size_t left = open_connections_.fetch_sub(1, std::memory_order_relaxed) - 1;
+        connection_counters_.open.store(left, std::memory_order_relaxed);
+    }, &l);
+}
+
+asio::awaitable<void> tcp_source::run_connection(std::shared_ptr<connection> c) {
+    lane_connections_[c->lane.index]->open.insert(c);
+    if (stopping()) {
+        co_return;  // stop() ran before this lane got the connection
+    }
     // A plain connection without idle_timeout has nothing to watch: no timer at all.
     if (tls_ || config_.idle_timeout > std::chrono::nanoseconds::zero()) {
-        spawn_task("connection watchdog", watch(c));
+        spawn_task("connection watchdog", watch(c), {}, &c->lane);
     }
+    co_await serve(c);
 }
 
 asio::awaitable<void> tcp_source::serve(std::shared_ptr<connection> c) {
@@ -306,16 +364,16 @@ asio::awaitable<void> tcp_source::read_loop(Stream& stream, connection& c) {
             bump(counters_.decode_errors_total, decoder.decode(*current));
             current->shrink_if_sparse();
             c.waiting_on_queue = true;
-            ok = co_await push(std::move(current));
+            ok = co_await push(std::move(current), c.lane);
             waited_for_queue();
         }
         current = std::move(next);
         co_return ok;
     };
     for (;;) {
-        if (paused()) {
+        if (paused(c.lane)) {
             c.waiting_on_queue = true;
-            co_await wait_while_paused();
+            co_await wait_while_paused(c.lane);
             waited_for_queue();
         }
         if (stopping() || c.cut_off) {

@@ -1,17 +1,21 @@
 // tcp_source: accepts TCP connections, in TLS or not, and frames each one's byte stream into
-// batches. Runs as Asio coroutines on the io thread. Pausing is flow control: while the queue
-// is full no connection reads, so the kernel's receive window fills and the senders stall.
+// batches. The accept loop runs on the home loop; each connection is handed to the io thread
+// (lane) with the fewest connections and is read, framed and decoded there, as Asio
+// coroutines. Pausing is flow control: while the queue is full no connection on any lane
+// reads, so the kernel's receive windows fill and the senders stall.
 // A connection may have a watchdog (a coroutine on a timer of its own) that cuts it off when
 // its TLS handshake takes too long or, with idle_timeout, when it completes no line for that
 // long; time spent waiting for the queue is never held against it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include <asio/ip/tcp.hpp>
 
@@ -40,25 +44,38 @@ struct tcp_source_config {
 class tcp_source final : public source {
 public:
     // Loads the TLS certificate and key now: throws sluice::error naming a file that is wrong.
+    // Connections spread over `io` and `more_loops` (the io_pool's other loops).
     tcp_source(std::string name, source_id id, asio::io_context& io, bounded_queue& queue,
-               tcp_source_config config);
+               tcp_source_config config, const std::vector<asio::io_context*>& more_loops = {});
     ~tcp_source() override;
 
     void start() override;
-    // The bound port (for address ":0" in tests). io thread, after start().
+    // The bound port (for address ":0" in tests). Home thread, after start().
     uint16_t port() const { return port_; }
     const connection_counters* connections() const override { return &connection_counters_; }
+    // Any thread: how many connections each lane (io thread) holds now, the home lane first.
+    std::vector<size_t> connections_per_lane() const;
 
 private:
     struct connection;  // tcp_source.cpp
     using time_point = std::chrono::steady_clock::time_point;
+    // A lane's connections: the set is its thread's; the count is read by the acceptor.
+    struct lane_connections {
+        std::unordered_set<std::shared_ptr<connection>> open;
+        std::atomic<size_t> count{0};
+    };
 
     void on_stop() noexcept override;
     // Opens, binds and listens (again, after the accept loop failed). Throws sluice::error.
     void listen();
     asio::awaitable<void> accept_loop();
     void refuse(asio::ip::tcp::socket& socket);
-    void open_connection(asio::ip::tcp::socket socket);
+    // The lane that gets the next connection: the one with the fewest.
+    lane& pick_lane();
+    // Home thread: `socket` belongs to `l`'s loop; the connection runs there from now on.
+    void open_connection(asio::ip::tcp::socket socket, lane& l);
+    // The connection's lane's thread: registers it there (for stop) and serves it.
+    asio::awaitable<void> run_connection(std::shared_ptr<connection> c);
     asio::awaitable<void> serve(std::shared_ptr<connection> c);
     // The TLS handshake; false (counted in rejected_tls) when it failed or took too long.
     asio::awaitable<bool> handshake(connection& c);
@@ -76,7 +93,8 @@ private:
     tcp_source_config config_;
     std::unique_ptr<asio::ssl::context> tls_;  // null without TLS
     asio::ip::tcp::acceptor acceptor_;
-    std::unordered_set<std::shared_ptr<connection>> connections_;
+    std::vector<std::unique_ptr<lane_connections>> lane_connections_;  // by lane index
+    std::atomic<size_t> open_connections_{0};  // every lane's
     connection_counters connection_counters_;
     log_limiter accept_log_{5'000'000'000};
     log_limiter refuse_log_{5'000'000'000};

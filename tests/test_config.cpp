@@ -536,3 +536,17 @@ type = "file"
         CHECK(contains(p.message, "invalid source name"));
     }
 }
+
+TEST_CASE("io_threads is \"auto\" (0) by default, or a number of threads from 1 to 1024",
+          "[config]") {
+    CHECK(parse_config(std::string(minimal), "test.toml").io_threads == 0);
+    CHECK(parse_config("io_threads = \"auto\"\n" + std::string(minimal), "test.toml")
+              .io_threads == 0);
+    CHECK(parse_config("io_threads = 4\n" + std::string(minimal), "test.toml").io_threads == 4);
+    for (const std::string bad : {"0", "1025", "-2", "\"many\"", "2.5"}) {
+        INFO("io_threads = " << bad);
+        const auto p = only_problem("io_threads = " + bad + "\n" + std::string(minimal));
+        CHECK(p.key == "io_threads");
+        CHECK(p.line == 1);
+    }
+}

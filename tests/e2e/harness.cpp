@@ -462,9 +462,13 @@ daemon::daemon(std::string body, std::string shutdown_timeout, std::string data_
       log_path_(dir_ + "/sluice.log"),
       data_dir_(data_dir.empty() ? dir_ + "/data" : std::move(data_dir)),
       api_port_(free_port()) {
-    std::string config =
-        "data_dir = \"" + data_dir_ + "\"\nshutdown_timeout = \"" + shutdown_timeout +
-        "\"\n\n[api]\naddress = \"127.0.0.1:" + std::to_string(api_port_) + "\"\n\n" + body;
+    // Top-level keys at the head of `body` (io_threads = 4) must come before any table.
+    size_t tables = body.find("\n[");
+    tables = body.starts_with("[") ? 0 : tables == std::string::npos ? body.size() : tables + 1;
+    std::string config = "data_dir = \"" + data_dir_ + "\"\nshutdown_timeout = \"" +
+                         shutdown_timeout + "\"\n" + body.substr(0, tables) +
+                         "\n[api]\naddress = \"127.0.0.1:" + std::to_string(api_port_) +
+                         "\"\n\n" + body.substr(tables);
     write_file(config_path_, config);
     pid_ = spawn_process({sluice_binary(), "run", "-c", config_path_, "--log-level", "info"}, dir_,
                          log_path_, log_path_);

@@ -111,7 +111,8 @@ std::string normalise_metric_key(std::string_view key);
 
 // One `sluice run` child process. The config written is
 //   data_dir = "DIR/data"; shutdown_timeout = ...; [api] address = "127.0.0.1:PORT"
-// followed by `body` (queue, sources, sinks). The destructor SIGKILLs a running daemon and,
+// followed by `body` (queue, sources, sinks); top-level keys at the head of `body`, before its
+// first table (io_threads = 4), are written before [api]. The destructor SIGKILLs a running daemon and,
 // when the test has failed, prints the config and the daemon's log; on success it removes
 // the temp dir. If the test process dies instead, the daemon is killed with it (above).
 class daemon {

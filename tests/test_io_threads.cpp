@@ -1,0 +1,267 @@
+// The io_pool and the TCP source on several io threads, for real: a pool of three loops running
+// on their own threads, real client sockets on 127.0.0.1, and a real bounded_queue whose one
+// sink slot the test thread plays. The queue's resume callback calls resume() as
+// app/pipeline.cpp does. scripts/test runs them under ThreadSanitizer with the other unit tests.
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+#include <catch2/catch.hpp>
+
+#include "ingest/io_pool.h"
+#include "ingest/tcp_source.h"
+#include "queue/bounded_queue.h"
+#include "tests/source_harness.h"
+
+using namespace std::chrono_literals;
+using sluice::test::small_queue;
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+// A pool running on a thread of the test, and the source on it; start and stop go through the
+// home loop, as in the pipeline.
+struct pooled_tcp {
+    sluice::io_pool pool;
+    std::vector<asio::io_context*> loops;
+    sluice::bounded_queue q;
+    std::unique_ptr<sluice::tcp_source> src;
+    std::thread runner;
+    uint64_t cursor = 0;
+
+    pooled_tcp(size_t threads, sluice::queue_config qc, uint64_t read_bytes = 4096)
+        : pool(threads), q(qc, 1, {{true}}) {
+        for (size_t i = 0; i < pool.size(); ++i) {
+            loops.push_back(&pool.loop(i));
+        }
+        sluice::tcp_source_config cfg;
+        cfg.address = "127.0.0.1:0";
+        cfg.read_bytes = read_bytes;
+        std::vector<asio::io_context*> more(loops.begin() + 1, loops.end());
+        src = std::make_unique<sluice::tcp_source>("tcp", 0, pool.home(), q, cfg, more);
+        q.set_resume_callback([this] { src->resume(); });
+        std::promise<void> started;
+        asio::post(pool.home(), [&] {
+            src->start();
+            started.set_value();
+        });
+        runner = std::thread([this] { pool.run(); });
+        started.get_future().wait();
+    }
+
+    ~pooled_tcp() {
+        asio::post(pool.home(), [this] { pool.stop(); });
+        runner.join();
+    }
+
+    uint16_t port() {
+        std::promise<uint16_t> p;
+        asio::post(pool.home(), [&] { p.set_value(src->port()); });
+        return p.get_future().get();
+    }
+
+    // Plays the sink: takes what is queued, appends each line to its origin's list, commits.
+    size_t drain(std::map<std::string, std::vector<std::string>>& by_origin) {
+        std::vector<sluice::batch_ptr> out;
+        if (q.read_until(0, cursor, clk::now(), out, UINT64_MAX, UINT64_MAX) !=
+            sluice::read_result::ok) {
+            return 0;
+        }
+        size_t n = 0;
+        for (const auto& b : out) {
+            for (size_t i = 0; i < b->event_count(); ++i) {
+                by_origin[b->origin].emplace_back(b->line(i));
+                ++n;
+            }
+        }
+        q.commit(0, cursor);
+        return n;
+    }
+
+    void stop_and_wait_idle(std::map<std::string, std::vector<std::string>>& by_origin) {
+        asio::post(pool.home(), [this] { src->stop(); });
+        const auto deadline = clk::now() + 20s;
+        while (!src->idle()) {
+            REQUIRE(clk::now() < deadline);
+            drain(by_origin);
+            std::this_thread::sleep_for(1ms);
+        }
+        drain(by_origin);
+    }
+};
+
+std::string line_of(size_t client, size_t i) {
+    return "c" + std::to_string(client) + "-" + std::to_string(i) +
+           " sshd(pam_unix)[24200]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh";
+}
+
+// A blocking client on its own thread that sends `lines` lines and closes.
+struct client {
+    asio::io_context io;
+    asio::ip::tcp::socket socket{io};
+    std::string origin;
+    std::thread sender;
+    std::atomic<bool> done{false};
+    std::atomic<bool> failed{false};
+
+    client(uint16_t port, size_t index, size_t lines) {
+        socket.connect({asio::ip::make_address("127.0.0.1"), port});
+        // A small send buffer: what the client's kernel holds for a stalled reader stays small.
+        socket.set_option(asio::socket_base::send_buffer_size(64 * 1024));
+        const auto ep = socket.local_endpoint();
+        origin = ep.address().to_string() + ":" + std::to_string(ep.port());
+        sender = std::thread([this, index, lines] {
+            std::string text;
+            for (size_t i = 0; i < lines; ++i) {
+                text += line_of(index, i);
+                text += '\n';
+            }
+            asio::error_code ec;
+            asio::write(socket, asio::buffer(text), ec);
+            failed = static_cast<bool>(ec);
+            socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+            done = true;
+        });
+    }
+    ~client() { sender.join(); }
+};
+
+}  // namespace
+
+TEST_CASE("io_pool: threads = 0 is one loop per core, and run() ends on stop()", "[io_threads]") {
+    sluice::io_pool automatic(0);
+    CHECK(automatic.size() == sluice::io_pool::cores());
+    sluice::io_pool pool(3);
+    REQUIRE(pool.size() == 3);
+    std::atomic<int> ran{0};
+    for (size_t i = 0; i < pool.size(); ++i) {
+        asio::post(pool.loop(i), [&] { ++ran; });
+    }
+    // Every loop, the home one too, keeps running with nothing to do until stop().
+    std::thread later([&] {
+        std::this_thread::sleep_for(50ms);
+        asio::post(pool.loop(2), [&] {
+            ++ran;
+            asio::post(pool.home(), [&] { pool.stop(); });
+        });
+    });
+    pool.run();
+    later.join();
+    CHECK(ran == 4);
+}
+
+TEST_CASE("tcp source on 3 io threads: connections spread, a full queue pauses every one of "
+          "them, resume delivers everything once and in order",
+          "[io_threads]") {
+    constexpr size_t clients = 9;
+    // ~4 MB per client: more than the queue and both kernels' socket buffers hold, so a
+    // client still has lines to send when its connection stops reading.
+    constexpr size_t lines = 36000;
+    pooled_tcp t(3, small_queue(64 * 1024));
+    const uint16_t port = t.port();
+    std::vector<std::unique_ptr<client>> cs;
+    for (size_t i = 0; i < clients; ++i) {
+        cs.push_back(std::make_unique<client>(port, i, lines));
+    }
+    // Accepted and handed out, least loaded lane first: 3 each.
+    const auto spread_deadline = clk::now() + 20s;
+    while (t.src->connections()->open.load() < clients) {
+        REQUIRE(clk::now() < spread_deadline);
+        std::this_thread::sleep_for(1ms);
+    }
+    CHECK(t.src->connections_per_lane() == std::vector<size_t>{3, 3, 3});
+
+    // Nobody drains: the queue fills, and every connection on every lane stops reading.
+    const auto pause_deadline = clk::now() + 20s;
+    while (!t.src->counters().paused.load()) {
+        REQUIRE(clk::now() < pause_deadline);
+        std::this_thread::sleep_for(1ms);
+    }
+    std::this_thread::sleep_for(200ms);
+    const uint64_t bytes_stalled = t.src->counters().bytes_total.load();
+    std::this_thread::sleep_for(300ms);
+    CHECK(t.src->counters().bytes_total.load() == bytes_stalled);
+    CHECK(t.src->counters().paused.load());
+    CHECK(t.q.blocked_guess());
+    size_t finished = 0;
+    for (const auto& c : cs) {
+        finished += c->done.load();
+    }
+    CHECK(finished == 0);
+
+    // The sink drains; resume reaches every lane; each client's lines arrive once, in order.
+    std::map<std::string, std::vector<std::string>> by_origin;
+    size_t got = 0;
+    const auto drain_deadline = clk::now() + 60s;
+    while (got < clients * lines) {
+        INFO("got " << got << " of " << clients * lines);
+        REQUIRE(clk::now() < drain_deadline);
+        got += t.drain(by_origin);
+        std::this_thread::sleep_for(100us);
+    }
+    for (const auto& c : cs) {
+        c->sender.join();
+        c->sender = std::thread([] {});
+        CHECK_FALSE(c->failed.load());
+    }
+    t.stop_and_wait_idle(by_origin);
+    REQUIRE(by_origin.size() == clients);
+    for (size_t i = 0; i < clients; ++i) {
+        const auto& got_lines = by_origin[cs[i]->origin];
+        REQUIRE(got_lines.size() == lines);
+        size_t wrong = 0;
+        for (size_t j = 0; j < lines; ++j) {
+            wrong += got_lines[j] != line_of(i, j);
+        }
+        CHECK(wrong == 0);
+    }
+    CHECK(t.src->counters().events_total.load() == clients * lines);
+    CHECK_FALSE(t.src->counters().paused.load());
+    CHECK(t.src->counters().backpressure_ns_total.load() > 0);
+}
+
+TEST_CASE("tcp source on 4 io threads: stop() ends every connection on every lane and pushes "
+          "each partial line",
+          "[io_threads]") {
+    pooled_tcp t(4, small_queue(16 << 20));
+    const uint16_t port = t.port();
+    constexpr size_t clients = 8;
+    asio::io_context io;  // before the sockets, which must go first
+    std::vector<asio::ip::tcp::socket> sockets;
+    for (size_t i = 0; i < clients; ++i) {
+        sockets.emplace_back(io);
+        sockets.back().connect({asio::ip::make_address("127.0.0.1"), port});
+        // One whole line and one without its newline: stop() must push both.
+        asio::write(sockets.back(),
+                    asio::buffer(line_of(i, 0) + "\n" + line_of(i, 1)));
+    }
+    std::map<std::string, std::vector<std::string>> by_origin;
+    const auto deadline = clk::now() + 20s;
+    size_t got = 0;
+    while (got < clients) {
+        REQUIRE(clk::now() < deadline);
+        got += t.drain(by_origin);
+        std::this_thread::sleep_for(1ms);
+    }
+    CHECK(t.src->connections_per_lane() == std::vector<size_t>{2, 2, 2, 2});
+    t.stop_and_wait_idle(by_origin);
+    CHECK(t.src->connections()->open.load() == 0);
+    size_t total = 0;
+    for (const auto& [origin, got_lines] : by_origin) {
+        REQUIRE(got_lines.size() == 2);
+        CHECK(got_lines[1].starts_with(got_lines[0].substr(0, got_lines[0].find('-'))));
+        total += got_lines.size();
+    }
+    CHECK(total == 2 * clients);
+}
