@@ -14,11 +14,22 @@
 
 namespace sluice {
 
+namespace {
+
+constexpr size_t api_worker_threads = 2;
+
+}  // namespace
+
 http_api::http_api(const pipeline& p, std::string address)
     : pipeline_(p), address_(std::move(address)), server_(std::make_unique<httplib::Server>()) {
     // An idle keep-alive connection (Prometheus, sluice top) holds its worker until this
     // timeout, and stop() waits for the workers: keep it short so exit is not held up.
     server_->set_keep_alive_timeout(1);
+    // cpp-httplib's default pool has max(8, cores - 1) threads that each hold a stack and
+    // a malloc arena; the API serves a scraper, a `sluice top` and health probes. Two
+    // workers answer two keep-alive clients at once; a third waits at most the 1 s
+    // keep-alive timeout above for one of them to let go.
+    server_->new_task_queue = [] { return new httplib::ThreadPool(api_worker_threads); };
     // Alive: 200 while the process runs; the body names any sink that is not writing.
     server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
         res.set_content(render_health(pipeline_), "text/plain");

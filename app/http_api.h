@@ -1,6 +1,7 @@
-// http_api: the HTTP API (cpp-httplib) on its own thread: GET /health, /ready, /metrics
-// (Prometheus text) and /status (one JSON snapshot). It only reads counters and the queue's
-// stats; it has no route that changes anything.
+// http_api: the HTTP API (cpp-httplib) on its own thread, which accepts, and two workers,
+// which answer: GET /health, /ready, /metrics (Prometheus text) and /status (one JSON
+// snapshot). It only reads counters and the queue's stats; it has no route that changes
+// anything.
 #pragma once
 
 #include <memory>
