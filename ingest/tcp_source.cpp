@@ -337,15 +337,17 @@ asio::awaitable<void> tcp_source::read_loop(Stream& stream, connection& c) {
     const size_t read_bytes = config_.read_bytes;
     framer frame(config_.framing_kind, config_.max_line_bytes);
     batch_decoder decoder(config_.codec);
-    auto current = std::make_shared<batch>(id(), read_bytes);
+    auto current = std::make_shared<batch>(id());
+    bool drained = true;  // the last read left the socket empty (or there was none yet)
     // Waiting for the queue is sluice's doing: the idle clock starts over after it.
     auto waited_for_queue = [&c] {
         c.waiting_on_queue = false;
         c.last_line = steady::now();
     };
     auto seal_and_push = [&](bool last) -> asio::awaitable<bool> {
-        auto next =
-            std::make_shared<batch>(id(), last ? 0 : read_bytes + frame.pending_bytes(*current));
+        // The next buffer is sized when there is something to read into it (below).
+        const size_t pending = frame.pending_bytes(*current);
+        auto next = std::make_shared<batch>(id(), last || pending == 0 ? 0 : read_bytes + pending);
         if (!last) {
             // Size the records for what the last read held, to avoid regrowing them per line.
             next->events().reserve(current->event_count() + current->event_count() / 4 + 16);
@@ -380,6 +382,24 @@ asio::awaitable<void> tcp_source::read_loop(Stream& stream, connection& c) {
             break;
         }
         auto& buffer = current->buffer();
+        if (buffer.size() == 0 && drained && !c.tls_layer) {
+            // The last read emptied the socket: wait until it is readable before taking a
+            // read buffer, so an idle connection holds none (1,000 idle clients would hold
+            // 64 MiB outside the queue's count). A busy one skips the wait. A TLS stream may
+            // hold decrypted bytes the socket no longer shows, so it reads at once.
+            auto [waited] = co_await c.socket().async_wait(asio::socket_base::wait_read,
+                                                           use_tuple);
+            if (waited) {
+                if (!normal_end(waited)) {
+                    spdlog::debug("Source {}: connection {} ended: {}.", name(), c.origin,
+                                  waited.message());
+                }
+                break;
+            }
+            if (paused(c.lane) || stopping() || c.cut_off) {
+                continue;
+            }
+        }
         if (buffer.free_space() < read_bytes) {
             buffer.reserve(buffer.size() + read_bytes);
         }
@@ -392,6 +412,7 @@ asio::awaitable<void> tcp_source::read_loop(Stream& stream, connection& c) {
             }
             break;
         }
+        drained = n < buffer.free_space();
         buffer.commit(n);
         bump(counters_.bytes_total, n);
         frame.consume(*current);
