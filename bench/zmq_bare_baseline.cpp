@@ -1,5 +1,5 @@
-// zmq_bare_baseline: the least a ZeroMQ-to-file relay can do, as a yardstick for sluice's zmq
-// source (not a target; the target compares the zmq source with the tcp source). Binds a PULL
+// zmq_bare_baseline: the least a ZeroMQ-to-file relay can do, the yardstick of sluice's zmq
+// source at one line per message (zmq-1), which libzmq's per-message cost bounds. Binds a PULL
 // socket (default ZMQ_RCVHWM, one I/O thread, as sluice's source), receives L messages with
 // blocking zmq_msg_recv, appends each with a '\n' to a 1 MiB buffer and write()s the buffer to
 // FILE whenever it is full, and once at the end.

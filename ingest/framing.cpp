@@ -34,36 +34,61 @@ std::optional<zmq_framing> parse_zmq_framing(std::string_view s) {
 }
 
 uint64_t add_message(batch& b, std::string_view message, bool split, size_t max_line_bytes) {
-    uint64_t truncated = 0;
-    auto add = [&](std::string_view line) {
-        if (line.size() > max_line_bytes) {
-            line = line.substr(0, max_line_bytes);
-            ++truncated;
-        }
-        b.add_line(line);
-    };
-    auto strip_cr = [](std::string_view& line) {
-        if (!line.empty() && line.back() == '\r') {
-            line.remove_suffix(1);
-        }
-    };
     if (!split) {
         if (!message.empty() && message.back() == '\n') {
             message.remove_suffix(1);
         }
-        strip_cr(message);
-        add(message);
+        if (!message.empty() && message.back() == '\r') {
+            message.remove_suffix(1);
+        }
+        uint64_t truncated = 0;
+        if (message.size() > max_line_bytes) {
+            message = message.substr(0, max_line_bytes);
+            ++truncated;
+        }
+        b.add_line(message);
         return truncated;
     }
-    while (!message.empty()) {
-        const size_t nl = message.find('\n');
-        std::string_view line = message.substr(0, nl);
-        strip_cr(line);
-        if (!line.empty()) {
-            add(line);
-        }
-        message = nl == std::string_view::npos ? std::string_view{} : message.substr(nl + 1);
+    if (message.empty()) {
+        return 0;
     }
+    // A frame of many lines is copied in one go and its lines are cut in place, as the framer
+    // does: most lines are already "line\n" and stay where they landed; only a stripped '\r',
+    // an empty line or a cut moves the rest down. Copying line by line cost a call per line.
+    byte_buffer& buf = b.buffer();
+    const size_t start = buf.size();
+    const size_t end = start + message.size();
+    if (buf.capacity() < end + 1) {  // + 1: the '\n' after a last line that has none
+        buf.reserve(std::max(end + 1, buf.capacity() * 2));
+    }
+    std::memcpy(buf.tail(), message.data(), message.size());
+    char* const p = buf.data();
+    uint64_t truncated = 0;
+    size_t out = start;  // where the next event goes; never past `in`
+    size_t in = start;
+    while (in < end) {
+        const void* found = std::memchr(p + in, '\n', end - in);
+        const size_t nl =
+            found == nullptr ? end : static_cast<size_t>(static_cast<const char*>(found) - p);
+        size_t len = nl - in;
+        if (len > 0 && p[in + len - 1] == '\r') {
+            --len;
+        }
+        if (len > 0) {  // an empty line is no event
+            if (len > max_line_bytes) {
+                len = max_line_bytes;
+                ++truncated;
+            }
+            if (out != in) {
+                std::memmove(p + out, p + in, len);
+            }
+            p[out + len] = '\n';
+            b.add_event(static_cast<uint32_t>(out), static_cast<uint32_t>(len));
+            out += len + 1;
+        }
+        in = nl + 1;
+    }
+    buf.resize(out);
     return truncated;
 }
 

@@ -29,7 +29,8 @@ inline constexpr size_t message_batch_bytes = 64 * 1024;
 
 // Adds one self-contained message (a datagram, a ZeroMQ frame) to `b`. Whole: one event, less
 // one trailing "\n" or "\r\n". Split: one event per line, each less a trailing '\r', empty
-// lines skipped. Events over max_line_bytes are cut; returns how many were.
+// lines skipped, the message copied once and its lines cut in place. Events over
+// max_line_bytes are cut; returns how many were.
 uint64_t add_message(batch& b, std::string_view message, bool split, size_t max_line_bytes);
 
 class framer {

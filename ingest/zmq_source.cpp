@@ -1,6 +1,8 @@
 #include "ingest/zmq_source.h"
 
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -64,6 +66,7 @@ void zmq_source::open_socket() {
     spdlog::info("Source {} {} zmq {} ({}).", name(), config_.bind ? "bound to" : "connected to",
                  config_.endpoint, config_.socket == zmq_source_socket::pull ? "pull" : "sub");
     in_multipart_ = false;
+    holding_ = false;
     socket_failed_ = false;
 }
 
@@ -78,28 +81,36 @@ bool zmq_source::readable() {
 
 std::shared_ptr<batch> zmq_source::receive_ready() {
     auto b = std::make_shared<batch>(id(), message_batch_bytes);
+    // Size the records for what the last batch held, to avoid regrowing them per event.
+    b->events().reserve(events_hint_);
     const bool sub = config_.socket == zmq_source_socket::sub;
     const bool split = config_.framing == zmq_framing::newline;
-    zmq::message_t message;
     uint64_t truncated = 0;
     uint64_t bytes = 0;
-    // Stop only between messages, so a multipart message is never split across batches'
-    // topic bookkeeping in a way that loses its topic.
-    while (b->buffer().size() < message_batch_bytes && b->event_count() < batch_max_events) {
-        const auto received = socket_.recv(message, zmq::recv_flags::dontwait);
-        if (!received) {
-            break;
+    while (b->event_count() < batch_max_events) {
+        if (!holding_) {
+            if (!socket_.recv(held_, zmq::recv_flags::dontwait)) {
+                break;
+            }
+            holding_ = true;
+            bytes += held_.size();
         }
-        bytes += message.size();
-        const bool more = message.more();
+        const bool more = held_.more();
         if (sub && !in_multipart_ && more) {
             // The first frame of a multipart SUB message is its topic.
-            topic_.assign(static_cast<const char*>(message.data()), message.size());
+            topic_.assign(static_cast<const char*>(held_.data()), held_.size());
             in_multipart_ = true;
+            holding_ = false;
             continue;
         }
+        // A frame that would not fit waits for the next batch: growing the buffer past its
+        // 64 KiB would copy everything it holds and leave the batch half empty in the queue.
+        if (!b->empty() && held_.size() + 1 > b->buffer().free_space()) {
+            break;
+        }
+        holding_ = false;
         const size_t first = b->event_count();
-        truncated += add_message(*b, {static_cast<const char*>(message.data()), message.size()},
+        truncated += add_message(*b, {static_cast<const char*>(held_.data()), held_.size()},
                                  split, config_.max_line_bytes);
         if (sub && in_multipart_ && b->event_count() > first) {
             b->meta().resize(b->event_count());
@@ -118,6 +129,9 @@ std::shared_ptr<batch> zmq_source::receive_ready() {
     bump(counters_.truncated_total, truncated);
     if (!b->meta().empty()) {
         b->meta().resize(b->event_count());
+    }
+    if (!b->empty()) {
+        events_hint_ = b->event_count() + b->event_count() / 4 + 16;
     }
     return b;
 }
@@ -146,6 +160,9 @@ asio::awaitable<void> zmq_source::receive_messages() {
             if (!co_await push(std::move(b))) {
                 break;
             }
+            // A push that finds room does not suspend: let the loop's other work (the other
+            // sources, resume, stop) in between batches, as a socket read does.
+            co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
             continue;
         }
         if (stopping()) {

@@ -1,10 +1,12 @@
-// zmq_source: a ZeroMQ PULL or SUB socket read from the io thread, one event per message frame (or
-// per line of a frame, with newline framing). The socket is driven by its ZMQ_FD in the event loop,
-// no polling thread: the fd is edge-triggered, so the source drains until EAGAIN and re-checks
-// ZMQ_EVENTS before it waits. Pausing is flow control: messages stay in ZeroMQ's receive high-water
-// mark and a PUSH sender blocks. io thread only. When the receive loop fails on a ZeroMQ error
-// the supervisor restarts it on a new socket (bound or connected again): messages the old
-// socket held and had not handed over are lost with it, as ZeroMQ offers no way to keep them.
+// zmq_source: a ZeroMQ PULL or SUB socket read from the io thread, one event per message frame
+// (or per line of a frame, with newline framing). The socket is driven by its ZMQ_FD in the event
+// loop, no polling thread: the fd is edge-triggered, so the source drains until EAGAIN and
+// re-checks ZMQ_EVENTS before it waits. Frames fill batches of about 64 KiB across messages; a
+// frame that would overflow one is held, received, for the next. Pausing is flow control:
+// messages stay in ZeroMQ's receive high-water mark and a PUSH sender blocks. io thread only.
+// When the receive loop fails on a ZeroMQ error the supervisor restarts it on a new socket
+// (bound or connected again): messages the old socket held and had not handed over are lost
+// with it, as ZeroMQ offers no way to keep them.
 #pragma once
 
 #include <string>
@@ -47,7 +49,8 @@ private:
     void open_socket();
     asio::awaitable<void> receive_loop();
     asio::awaitable<void> receive_messages();
-    // Receives what is ready without blocking into one batch (up to ~64 KiB).
+    // Receives what is ready without blocking into one batch (up to ~64 KiB, or one larger
+    // frame).
     std::shared_ptr<batch> receive_ready();
     bool readable();
 
@@ -59,6 +62,9 @@ private:
     batch_decoder decoder_;
     std::string topic_;      // SUB: the topic frame of the multipart message being read
     bool in_multipart_ = false;
+    zmq::message_t held_;    // the frame last received, while holding_
+    bool holding_ = false;   // held_ is received and not yet in a batch (it did not fit)
+    size_t events_hint_ = 0;  // events to reserve in the next batch
 };
 
 }  // namespace sluice

@@ -620,3 +620,43 @@ TEST_CASE("record_ends gives each line's end in the stream, across reads and a f
     CHECK(std::string(b.line(4)) == "tail");
     CHECK(std::string(b.line(5)) == "more");
 }
+
+// add_message with split = true copies a frame once and cuts its lines in place; the events
+// must be exactly what a line-by-line copy gave, with the sealed-batch layout ("line\n" back to
+// back, nothing else in the buffer).
+TEST_CASE("add_message split: one event per line, in place, after what the batch holds",
+          "[framing]") {
+    batch b(0, 16);  // small: the frames below make it grow
+    CHECK(sluice::add_message(b, "first whole\n", false, 64) == 0);
+    // '\r' stripped once, empty and "\r"-only lines skipped, a long line cut, a last line
+    // without '\n' kept.
+    CHECK(sluice::add_message(b, "a\r\nbb\n\n\r\n0123456789abc\nc\r\r\nlast", true, 10) == 1);
+    CHECK(sluice::add_message(b, "", true, 10) == 0);
+    CHECK(sluice::add_message(b, "\n\n", true, 10) == 0);
+    CHECK(sluice::add_message(b, "x\ny\n", true, 10) == 0);
+    const lines_t want{"first whole", "a", "bb", "0123456789", "c\r", "last", "x", "y"};
+    REQUIRE(b.event_count() == want.size());
+    std::string text;
+    for (size_t i = 0; i < want.size(); ++i) {
+        CHECK(std::string(b.line(i)) == want[i]);
+        text += want[i] + "\n";
+    }
+    CHECK(std::string(b.text()) == text);
+}
+
+TEST_CASE("add_message split: a frame of only unchanged lines lands as it was sent",
+          "[framing]") {
+    std::string frame;
+    lines_t want;
+    for (int i = 0; i < 500; ++i) {
+        want.push_back("line " + std::to_string(i) + std::string(static_cast<size_t>(i % 90), 'x'));
+        frame += want.back() + "\n";
+    }
+    batch b(0);
+    CHECK(sluice::add_message(b, frame, true, 65536) == 0);
+    REQUIRE(b.event_count() == want.size());
+    CHECK(std::string(b.text()) == frame);
+    for (size_t i = 0; i < want.size(); ++i) {
+        CHECK(std::string(b.line(i)) == want[i]);
+    }
+}

@@ -607,6 +607,76 @@ TEST_CASE("zmq source: SUB with newline framing gives every line of a frame its 
     h.stop_and_settle();
 }
 
+// Frames of 64 lines (~20 KiB) as a sender packs them for newline framing: a frame that
+// does not fit the batch's 64 KiB waits for the next batch instead of regrowing the buffer,
+// and every line arrives once, in order.
+TEST_CASE("zmq source: newline framing fills batches across frames, none past 64 KiB",
+          "[sources]") {
+    auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
+    cfg.framing = sluice::zmq_framing::newline;
+    zmq::context_t ctx;
+    harness h;
+    sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
+    h.src = &src;
+    src.start();
+    zmq::socket_t push = connected_push(ctx, cfg.endpoint);
+    constexpr size_t frames = 40;
+    constexpr size_t per_frame = 64;
+    const std::string pad(300, 'p');
+    for (size_t f = 0; f < frames; ++f) {
+        std::string frame;
+        for (size_t i = 0; i < per_frame; ++i) {
+            frame += numbered("l", f * per_frame + i) + " " + pad + "\n";
+        }
+        send_frames(push, {frame});
+    }
+    h.pump_until([&] { return h.events.size() >= frames * per_frame; }, true, "every line");
+    REQUIRE(h.events.size() == frames * per_frame);
+    for (size_t i = 0; i < h.events.size(); ++i) {
+        if (h.events[i].line != numbered("l", i) + " " + pad) {
+            FAIL("event " << i << " is '" << h.events[i].line.substr(0, 40) << "'");
+        }
+    }
+    for (const auto& b : h.batches) {
+        CHECK(b->text().size() <= sluice::message_batch_bytes);
+        CHECK(b->buffer().capacity() <= sluice::message_batch_bytes);
+    }
+    push.close();
+    h.stop_and_settle();
+}
+
+// A SUB data frame that waits for the next batch keeps the topic of its message.
+TEST_CASE("zmq source: SUB frames carried into the next batch keep their topic", "[sources]") {
+    zmq::context_t ctx;
+    harness h;
+    auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::sub);
+    cfg.subscribe = {"t."};
+    cfg.framing = sluice::zmq_framing::newline;
+    sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
+    h.src = &src;
+    src.start();
+    zmq::socket_t pub = connected_xpub(ctx, h, cfg.endpoint, "t.");
+    constexpr size_t messages = 12;
+    const std::string body(30000, 'b');
+    for (size_t i = 0; i < messages; ++i) {
+        send_frames(pub, {"t." + std::to_string(i), numbered("m", i) + body + "\n"});
+    }
+    h.pump_until([&] { return h.events.size() >= messages; }, true, "every message");
+    REQUIRE(h.events.size() == messages);
+    size_t k = 0;
+    for (const auto& b : h.batches) {
+        REQUIRE(b->has_meta());
+        CHECK(b->text().size() <= sluice::message_batch_bytes);
+        for (size_t i = 0; i < b->event_count(); ++i, ++k) {
+            CHECK(b->line(i) == numbered("m", k) + body);
+            CHECK(b->view(b->meta(i).topic) == "t." + std::to_string(k));
+        }
+    }
+    CHECK(h.batches.size() > 1);
+    pub.close();
+    h.stop_and_settle();
+}
+
 TEST_CASE("zmq source: a full queue pauses it, the PUSH blocks, resume delivers all once",
           "[sources]") {
     zmq::context_t ctx;
