@@ -40,6 +40,7 @@ public:
     const std::vector<std::unique_ptr<source>>& sources() const { return sources_; }
     const std::vector<std::unique_ptr<sink>>& sinks() const { return sinks_; }
     int64_t started_unix_ns() const { return started_unix_ns_; }
+    size_t io_threads() const { return pool_.size(); }
 
 private:
     void begin_shutdown(int exit_code);

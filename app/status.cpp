@@ -241,11 +241,11 @@ std::string render_status_json(const pipeline& p) {
     auto o = std::back_inserter(out);
     fmt::format_to(o,
                    "{{\"version\":\"{}\",\"uptime_seconds\":{:.3f},"
-                   "\"process_resident_memory_bytes\":{},"
+                   "\"process_resident_memory_bytes\":{},\"io_threads\":{},"
                    "\"queue\":{{\"events\":{},\"bytes\":{},\"max_events\":{},\"max_bytes\":{},"
                    "\"oldest_event_age_seconds\":{:.6f},\"when_full\":\"{}\",\"blocked\":{}}},",
                    SLUICE_VERSION, static_cast<double>(unix_now_ns() - p.started_unix_ns()) / 1e9,
-                   resident_memory_bytes(), q.events, q.bytes, q.max_events, q.max_bytes,
+                   resident_memory_bytes(), p.io_threads(), q.events, q.bytes, q.max_events, q.max_bytes,
                    q.oldest_age_seconds, to_string(p.queue().config().when_full), q.blocked);
     out += "\"sources\":[";
     bool first = true;
