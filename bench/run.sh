@@ -40,9 +40,11 @@ for helper in loadgen zmq_loadgen udp_loadgen bare_baseline zmq_bare_baseline sq
     src="bench/$helper.cpp"
     libs=(-lsqlite3 -lpthread)
     [[ "$helper" == zmq_* ]] && libs=(-lzmq -lpthread)
-    if [[ ! -x "$bin" || "$src" -nt "$bin" || bench/lines.h -nt "$bin" || bench/clock.h -nt "$bin" ]]; then
+    # sqlite_raw takes the SQLite sink's own settings from sinks/sqlite_sql.h.
+    if [[ ! -x "$bin" || "$src" -nt "$bin" || bench/lines.h -nt "$bin" || bench/clock.h -nt "$bin" ||
+          sinks/sqlite_sql.h -nt "$bin" ]]; then
         echo "compiling $src ..." >&2
-        g++ -O2 -std=c++20 -Wall -Wextra -o "$bin" "$src" "${libs[@]}"
+        g++ -O2 -std=c++20 -Wall -Wextra -I. -o "$bin" "$src" "${libs[@]}"
     fi
 done
 
