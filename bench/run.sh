@@ -39,12 +39,20 @@ for helper in loadgen zmq_loadgen udp_loadgen bare_baseline zmq_bare_baseline sq
     bin="build-release/bench/$helper"
     src="bench/$helper.cpp"
     libs=(-lsqlite3 -lpthread)
+    extra=()
     [[ "$helper" == zmq_* ]] && libs=(-lzmq -lpthread)
+    # sqlite_raw runs the SQLite sink's own checkpointer, compiled in with what it needs.
+    if [[ "$helper" == sqlite_raw ]]; then
+        extra=(sinks/wal_checkpointer.cpp common/sqlite_handle.cpp common/error.cpp -DSPDLOG_COMPILED_LIB
+               -DSPDLOG_FMT_EXTERNAL -DSPDLOG_SHARED_LIB)
+        libs+=(-lspdlog -lfmt)
+    fi
     # sqlite_raw takes the SQLite sink's own settings from sinks/sqlite_sql.h.
     if [[ ! -x "$bin" || "$src" -nt "$bin" || bench/lines.h -nt "$bin" || bench/clock.h -nt "$bin" ||
-          sinks/sqlite_sql.h -nt "$bin" ]]; then
+          sinks/sqlite_sql.h -nt "$bin" || sinks/wal_checkpointer.cpp -nt "$bin" ||
+          sinks/wal_checkpointer.h -nt "$bin" ]]; then
         echo "compiling $src ..." >&2
-        g++ -O2 -std=c++20 -Wall -Wextra -I. -o "$bin" "$src" "${libs[@]}"
+        g++ -O2 -std=c++20 -Wall -Wextra -I. -o "$bin" "$src" "${extra[@]}" "${libs[@]}"
     fi
 done
 

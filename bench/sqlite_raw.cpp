@@ -3,7 +3,7 @@
 // the sink does, so that the ratio to it measures sluice and not tuning: the sink's own SQL
 // (sinks/sqlite_sql.h: its pragmas, 16 KiB pages included, schema, INSERT, BEGIN IMMEDIATE),
 // its connection flags, its default batch (5,000 rows per transaction), and its checkpointing
-// (sinks/wal_checkpointer.h): SQLite's automatic checkpoint off, PASSIVE checkpoints on a
+// (sinks/wal_checkpointer.cpp itself, compiled in): SQLite's automatic checkpoint off, PASSIVE checkpoints on a
 // thread and connection of their own from 4 MiB committed, the writer waiting for a pass once
 // the WAL holds 64 MiB, and a writeback thread starting the kernel's writeback of the WAL and
 // the database every 10 ms. The INSERT fills the columns sluice fills for a text line on TCP.
@@ -24,31 +24,24 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iterator>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
-#include "../sinks/sqlite_sql.h"
+#include "sinks/sqlite_sql.h"
+#include "sinks/wal_checkpointer.h"
 #include "clock.h"
 
 namespace {
 
 using bench::realtime_ns;
 namespace sql = sluice::sqlite_sql;
-
-// wal_checkpoint_config's defaults, which the sink uses.
-constexpr uint64_t trigger_bytes = 4ull << 20;
-constexpr uint64_t limit_bytes = 64ull << 20;
-constexpr auto writeback_interval = std::chrono::milliseconds(10);
 
 void check(sqlite3* db, int rc, const char* what) {
     if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -82,14 +75,6 @@ sqlite3* open_db(const std::string& path) {
     return db;
 }
 
-int64_t int_query(sqlite3* db, const char* text) {
-    sqlite3_stmt* stmt = nullptr;
-    check(db, sqlite3_prepare_v2(db, text, -1, &stmt, nullptr), text);
-    const int64_t v = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
-    sqlite3_finalize(stmt);
-    return v;
-}
-
 uint64_t proc_write_bytes() {
     std::ifstream io("/proc/self/io");
     std::string key;
@@ -101,162 +86,6 @@ uint64_t proc_write_bytes() {
     }
     return 0;
 }
-
-// sinks/wal_checkpointer.cpp, without its logging and statistics: the same triggers, waits
-// and writeback, so the WAL is checkpointed here exactly as in the sink.
-class checkpointer {
-public:
-    checkpointer(sqlite3* writer, const std::string& path) : writer_(writer), path_(path) {
-        db_ = open_db(path);
-        exec(db_, "SELECT 1 FROM sqlite_schema LIMIT 1");
-        const int64_t page_size = int_query(db_, "PRAGMA page_size");
-        trigger_frames_ = static_cast<int>(trigger_bytes / page_size);
-        limit_frames_ = static_cast<int>(limit_bytes / page_size);
-        sqlite3_wal_hook(writer_, &checkpointer::on_commit, this);
-        writeback_thread_ = std::thread([this] { write_back(); });
-        thread_ = std::thread([this] { run(); });
-    }
-    ~checkpointer() {
-        {
-            std::lock_guard lock(mu_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        writeback_cv_.notify_all();
-        thread_.join();
-        writeback_thread_.join();
-        sqlite3_wal_hook(writer_, nullptr, nullptr);
-        sqlite3_close_v2(db_);
-    }
-    checkpointer(const checkpointer&) = delete;
-    checkpointer& operator=(const checkpointer&) = delete;
-
-    void before_transaction() {
-        std::unique_lock lock(mu_);
-        if (frames_ < limit_frames_ || checkpointed_ >= frames_) {
-            return;
-        }
-        const uint64_t target = passes_started_ + 1;
-        urgent_ = true;
-        ++writer_waits_;
-        cv_.notify_all();
-        cv_.wait(lock, [&] { return stop_ || passes_done_ >= target; });
-    }
-    uint64_t passes() {
-        std::lock_guard lock(mu_);
-        return passes_done_;
-    }
-    uint64_t writer_waits() {
-        std::lock_guard lock(mu_);
-        return writer_waits_;
-    }
-
-private:
-    static int on_commit(void* self, sqlite3*, const char*, int frames) {
-        static_cast<checkpointer*>(self)->committed(frames);
-        return SQLITE_OK;
-    }
-    void committed(int frames) {
-        bool due = false;
-        {
-            std::lock_guard lock(mu_);
-            if (frames < frames_) {
-                checkpointed_ = 0;
-                ++generation_;
-            }
-            frames_ = frames;
-            ++writes_;
-            due = pass_due();
-        }
-        writeback_cv_.notify_one();
-        if (due) {
-            cv_.notify_all();
-        }
-    }
-    bool pass_due() const {
-        return urgent_ ||
-               (frames_ != frames_at_last_pass_ && frames_ - checkpointed_ >= trigger_frames_);
-    }
-    void run() {
-        std::unique_lock lock(mu_);
-        for (;;) {
-            cv_.wait(lock, [&] { return stop_ || pass_due(); });
-            if (stop_) {
-                return;
-            }
-            urgent_ = false;
-            ++passes_started_;
-            frames_at_last_pass_ = frames_;
-            const uint64_t generation = generation_;
-            lock.unlock();
-            int log = -1;
-            int copied = -1;
-            const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                                     &log, &copied);
-            lock.lock();
-            if (rc == SQLITE_OK && copied >= 0 && generation == generation_) {
-                checkpointed_ = copied;
-            }
-            ++passes_done_;
-            ++writes_;
-            cv_.notify_all();
-            writeback_cv_.notify_one();
-        }
-    }
-    void write_back() {
-        const std::string wal_path = path_ + "-wal";
-        int wal = -1;
-        int database = -1;
-        const auto start = [](int& fd, const std::string& p) {
-            if (fd < 0) {
-                fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-            }
-            if (fd >= 0) {
-                ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-            }
-        };
-        std::unique_lock lock(mu_);
-        for (;;) {
-            writeback_cv_.wait(lock, [&] { return stop_ || writes_ != written_back_; });
-            if (stop_) {
-                break;
-            }
-            written_back_ = writes_;
-            lock.unlock();
-            start(wal, wal_path);
-            start(database, path_);
-            lock.lock();
-            writeback_cv_.wait_for(lock, writeback_interval, [&] { return stop_; });
-        }
-        for (int fd : {wal, database}) {
-            if (fd >= 0) {
-                ::close(fd);
-            }
-        }
-    }
-
-    sqlite3* writer_;
-    const std::string path_;
-    sqlite3* db_ = nullptr;
-    int trigger_frames_ = 0;
-    int limit_frames_ = 0;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::condition_variable writeback_cv_;
-    bool stop_ = false;
-    bool urgent_ = false;
-    int frames_ = 0;
-    int checkpointed_ = 0;
-    int frames_at_last_pass_ = 0;
-    uint64_t generation_ = 0;
-    uint64_t passes_started_ = 0;
-    uint64_t passes_done_ = 0;
-    uint64_t writer_waits_ = 0;
-    uint64_t writes_ = 0;
-    uint64_t written_back_ = 0;
-    std::thread writeback_thread_;
-    std::thread thread_;
-};
 
 }  // namespace
 
@@ -309,7 +138,7 @@ int main(int argc, char** argv) {
           "prepare");
     const std::string begin(sql::begin);
     const std::string commit(sql::commit);
-    auto ckpt = std::make_unique<checkpointer>(db, db_path);
+    auto ckpt = std::make_unique<sluice::wal_checkpointer>(db, db_path);
 
     const uint64_t written_before = proc_write_bytes();
     const auto t0 = std::chrono::steady_clock::now();
@@ -334,8 +163,9 @@ int main(int argc, char** argv) {
     // Read where sluice's is read (its last row written, before it stops), so neither counts
     // the checkpoint of the whole WAL that closing the last connection runs.
     const uint64_t written = proc_write_bytes() - written_before;
-    const uint64_t passes = ckpt->passes();
-    const uint64_t waits = ckpt->writer_waits();
+    const sluice::wal_checkpoint_stats stats = ckpt->stats();
+    const uint64_t passes = stats.passes;
+    const uint64_t waits = stats.writer_waits;
     ckpt.reset();
     sqlite3_finalize(insert);
     sqlite3_close(db);
