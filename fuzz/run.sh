@@ -79,17 +79,28 @@ else
     config_flags+=(-DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1)
     toml_lib=(-ltomlplusplus)
 fi
-config_object_of() {
-    echo "$build/obj/config/${1//\//_}.o"
-}
-compile_config() {  # compile_config SOURCE
+compile_config() {  # compile_config UNITY_SOURCE OBJECT
     "$cxx" "${common_flags[@]}" "${san_flags[@]}" "${config_flags[@]}" -fsanitize=fuzzer-no-link \
-        -c "$repo/$1" -o "$(config_object_of "$1")"
+        -c "$1" -o "$2"
 }
 config_srcs=()
 for src in "$repo"/{common,queue,ingest,sinks}/*.cpp "$repo"/ingest/*/*.cpp \
     "$repo"/app/config*.cpp "$repo"/app/kinds.cpp; do
     config_srcs+=("${src#"$repo"/}")
+done
+# The config objects compile in unity batches of FUZZ_UNITY (8) files, as sluice_core does for
+# the sanitizer builds (SLUICE_UNITY_CORE): Asio, spdlog and fmt are parsed once per batch, not
+# once per file, which took most of this script's time on 2 cores.
+unity=${FUZZ_UNITY:-8}
+mkdir -p "$build/unity"
+rm -f "$build"/unity/config_*.cpp "$build"/obj/config/*.o
+config_units=()
+for ((i = 0; i < ${#config_srcs[@]}; i += unity)); do
+    unit="$build/unity/config_$((i / unity)).cpp"
+    for src in "${config_srcs[@]:i:unity}"; do
+        echo "#include \"$repo/$src\""
+    done >"$unit"
+    config_units+=("$unit")
 done
 
 codec_srcs=(ingest/codecs/codec.cpp ingest/codecs/syslog.cpp ingest/codecs/json.cpp
@@ -100,8 +111,8 @@ for src in "${codec_srcs[@]}" "${framing_srcs[@]}"; do
     spawn compile "$src"
 done
 # In a folder of their own: some are the codec and framing sources again, with other flags.
-for src in "${config_srcs[@]}"; do
-    spawn compile_config "$src"
+for unit in "${config_units[@]}"; do
+    spawn compile_config "$unit" "$build/obj/config/$(basename "$unit" .cpp).o"
 done
 finish
 codec_objs=()
@@ -109,7 +120,7 @@ for src in "${codec_srcs[@]}"; do codec_objs+=("$(object_of "$src")"); done
 framing_objs=()
 for src in "${framing_srcs[@]}"; do framing_objs+=("$(object_of "$src")"); done
 config_objs=()
-for src in "${config_srcs[@]}"; do config_objs+=("$(config_object_of "$src")"); done
+for unit in "${config_units[@]}"; do config_objs+=("$build/obj/config/$(basename "$unit" .cpp).o"); done
 
 link_target() {  # link_target NAME OBJECTS...
     local name=$1
