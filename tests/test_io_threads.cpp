@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl.hpp>
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 #include <catch2/catch.hpp>
@@ -22,6 +23,8 @@
 #include "ingest/tcp_source.h"
 #include "queue/bounded_queue.h"
 #include "tests/source_harness.h"
+#include "tests/temp_dir.h"
+#include "tests/tls_certs.h"
 
 using namespace std::chrono_literals;
 using sluice::test::small_queue;
@@ -40,14 +43,13 @@ struct pooled_tcp {
     std::thread runner;
     uint64_t cursor = 0;
 
-    pooled_tcp(size_t threads, sluice::queue_config qc, uint64_t read_bytes = 4096)
+    pooled_tcp(size_t threads, sluice::queue_config qc, sluice::tcp_source_config cfg = {})
         : pool(threads), q(qc, 1, {{true}}) {
         for (size_t i = 0; i < pool.size(); ++i) {
             loops.push_back(&pool.loop(i));
         }
-        sluice::tcp_source_config cfg;
         cfg.address = "127.0.0.1:0";
-        cfg.read_bytes = read_bytes;
+        cfg.read_bytes = 4096;
         std::vector<asio::io_context*> more(loops.begin() + 1, loops.end());
         src = std::make_unique<sluice::tcp_source>("tcp", 0, pool.home(), q, cfg, more);
         q.set_resume_callback([this] { src->resume(); });
@@ -264,4 +266,68 @@ TEST_CASE("tcp source on 4 io threads: stop() ends every connection on every lan
         total += got_lines.size();
     }
     CHECK(total == 2 * clients);
+}
+
+TEST_CASE("TLS connections on 3 io threads: each loop runs its own handshakes and reads",
+          "[io_threads][tls]") {
+    sluice::test::temp_dir dir("sluice-io-tls");
+    const sluice::test::tls_certs certs(dir.path());
+    sluice::tcp_source_config cfg;
+    cfg.tls = sluice::tls_config{certs.server, certs.server_key, certs.ca, false};
+    pooled_tcp t(3, small_queue(16 << 20), cfg);
+    const uint16_t port = t.port();
+    constexpr size_t clients = 6;
+    constexpr size_t lines = 2000;
+    std::vector<std::string> origins(clients);
+    std::vector<std::thread> senders;
+    std::atomic<size_t> failures{0};
+    for (size_t i = 0; i < clients; ++i) {
+        senders.emplace_back([&, i] {
+            asio::io_context io;
+            asio::ssl::context ctx(asio::ssl::context::tls_client);
+            ctx.load_verify_file(certs.ca);
+            ctx.set_verify_mode(asio::ssl::verify_peer);
+            asio::ssl::stream<asio::ip::tcp::socket> stream(io, ctx);
+            asio::error_code ec;
+            stream.lowest_layer().connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+            if (!ec) {
+                const auto ep = stream.lowest_layer().local_endpoint();
+                origins[i] = ep.address().to_string() + ":" + std::to_string(ep.port());
+                stream.handshake(asio::ssl::stream_base::client, ec);
+            }
+            std::string text;
+            for (size_t j = 0; j < lines; ++j) {
+                text += line_of(i, j) + "\n";
+            }
+            if (!ec) {
+                asio::write(stream, asio::buffer(text), ec);
+            }
+            if (!ec) {
+                stream.shutdown(ec);  // close_notify; the server may close first
+                ec = {};
+            }
+            failures += static_cast<bool>(ec);
+        });
+    }
+    std::map<std::string, std::vector<std::string>> by_origin;
+    size_t got = 0;
+    const auto deadline = clk::now() + 60s;
+    while (got < clients * lines) {
+        INFO("got " << got << " of " << clients * lines);
+        REQUIRE(clk::now() < deadline);
+        got += t.drain(by_origin);
+        std::this_thread::sleep_for(1ms);
+    }
+    for (auto& s : senders) {
+        s.join();
+    }
+    CHECK(failures == 0);
+    t.stop_and_wait_idle(by_origin);
+    for (size_t i = 0; i < clients; ++i) {
+        const auto& got_lines = by_origin[origins[i]];
+        REQUIRE(got_lines.size() == lines);
+        CHECK(got_lines.front() == line_of(i, 0));
+        CHECK(got_lines.back() == line_of(i, lines - 1));
+    }
+    CHECK(t.src->connections()->rejected_tls.load() == 0);
 }
