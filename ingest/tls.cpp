@@ -85,6 +85,30 @@ void load_client_cas(asio::ssl::context& ctx, const tls_file& ca, bool required)
                                      sizeof session_context - 1);
 }
 
+// OpenSSL decodes a certificate's extensions (key identifiers, purposes) the first time a
+// handshake needs them and caches them in the shared X509. Handshakes on several io threads
+// would race to fill that cache; filling it now, before any thread shares the context, leaves
+// them only reading it.
+void cache_certificate_extensions(asio::ssl::context& ctx) {
+    if (X509* cert = ::SSL_CTX_get0_certificate(ctx.native_handle())) {
+        ::X509_check_purpose(cert, -1, 0);
+    }
+    STACK_OF(X509)* chain = nullptr;
+    if (::SSL_CTX_get0_chain_certs(ctx.native_handle(), &chain) == 1 && chain != nullptr) {
+        for (int i = 0; i < sk_X509_num(chain); ++i) {
+            ::X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+        }
+    }
+    X509_STORE* store = ::SSL_CTX_get_cert_store(ctx.native_handle());
+    STACK_OF(X509)* trusted = store != nullptr ? ::X509_STORE_get1_all_certs(store) : nullptr;
+    if (trusted != nullptr) {
+        for (int i = 0; i < sk_X509_num(trusted); ++i) {
+            ::X509_check_purpose(sk_X509_value(trusted, i), -1, 0);
+        }
+        sk_X509_pop_free(trusted, X509_free);
+    }
+}
+
 }  // namespace
 
 std::unique_ptr<asio::ssl::context> make_tls_server_context(const tls_config& config,
@@ -112,6 +136,7 @@ std::unique_ptr<asio::ssl::context> make_tls_server_context(const tls_config& co
     if (!config.ca.empty()) {
         load_client_cas(*ctx, {owner, "ca", config.ca}, config.verify_client);
     }
+    cache_certificate_extensions(*ctx);
     return ctx;
 }
 

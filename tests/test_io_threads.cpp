@@ -185,14 +185,24 @@ TEST_CASE("tcp source on 3 io threads: connections spread, a full queue pauses e
     CHECK(t.src->connections_per_lane() == std::vector<size_t>{3, 3, 3});
 
     // Nobody drains: the queue fills, and every connection on every lane stops reading.
-    const auto pause_deadline = clk::now() + 20s;
+    const auto pause_deadline = clk::now() + 30s;
     while (!t.src->counters().paused.load()) {
         REQUIRE(clk::now() < pause_deadline);
         std::this_thread::sleep_for(1ms);
     }
-    std::this_thread::sleep_for(200ms);
-    const uint64_t bytes_stalled = t.src->counters().bytes_total.load();
-    std::this_thread::sleep_for(300ms);
+    // Each lane pauses at its own next push, and a read already under way completes: wait
+    // until the bytes read stop moving, then hold them still for half a second.
+    uint64_t bytes_stalled = t.src->counters().bytes_total.load();
+    for (auto since = clk::now(); clk::now() - since < 300ms;) {
+        REQUIRE(clk::now() < pause_deadline);
+        std::this_thread::sleep_for(10ms);
+        const uint64_t now = t.src->counters().bytes_total.load();
+        if (now != bytes_stalled) {
+            bytes_stalled = now;
+            since = clk::now();
+        }
+    }
+    std::this_thread::sleep_for(500ms);
     CHECK(t.src->counters().bytes_total.load() == bytes_stalled);
     CHECK(t.src->counters().paused.load());
     CHECK(t.q.blocked_guess());
