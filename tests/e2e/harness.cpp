@@ -64,6 +64,22 @@ bool on_main_thread() {
     throw std::runtime_error(message);
 }
 
+std::string trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+        s.remove_suffix(1);
+    }
+    return std::string(s);
+}
+
+}  // namespace
+
+CATCH_REGISTER_LISTENER(failure_listener)
+
+bool current_test_has_failed() { return current_test_failed.load(); }
+
 std::string tail_lines(const std::string& text, size_t max_lines) {
     size_t pos = text.size();
     size_t lines = 0;
@@ -79,20 +95,6 @@ std::string tail_lines(const std::string& text, size_t max_lines) {
     }
     return text;
 }
-
-std::string trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-        s.remove_suffix(1);
-    }
-    return std::string(s);
-}
-
-}  // namespace
-
-CATCH_REGISTER_LISTENER(failure_listener)
 
 // ---- environment -------------------------------------------------------------------------
 
@@ -331,8 +333,6 @@ pid_t spawn_process(const std::vector<std::string>& args, const std::string& wor
     return pid;
 }
 
-namespace {
-
 int decode_status(int status) {
     if (WIFEXITED(status)) {
         return WEXITSTATUS(status);
@@ -342,8 +342,6 @@ int decode_status(int status) {
     }
     return -1;
 }
-
-}  // namespace
 
 command_result run_sluice(const std::vector<std::string>& args, const std::string& work_dir,
                           std::chrono::milliseconds timeout) {

@@ -49,6 +49,12 @@ std::string make_line(std::string_view prefix, uint64_t seq, size_t exact_length
 std::vector<std::string> read_lines(const std::string& path);
 // Reads a whole file; empty if it cannot be opened.
 std::string read_file(const std::string& path);
+// The last `max_lines` lines of `text`, after "[...]" when some were cut.
+std::string tail_lines(const std::string& text, size_t max_lines);
+// True once an assertion of the running test case has failed (a helper then prints its logs).
+bool current_test_has_failed();
+// A waitpid() status as an exit code: the process's own, or 128 + the signal that ended it.
+int decode_status(int status);
 void write_file(const std::string& path, std::string_view content);
 
 // Compares two multisets of strings; returns "" when equal, else a description of the first
