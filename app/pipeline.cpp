@@ -27,9 +27,6 @@ constexpr uint64_t trim_backlog_bytes = 8ull << 20;
 
 pipeline::pipeline(config cfg)
     : config_(std::move(cfg)), pool_(config_.io_threads), io_(pool_.home()) {
-    for (size_t i = 0; i < pool_.size(); ++i) {
-        loops_.push_back(&pool_.loop(i));
-    }
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
     if (ec) {
@@ -61,8 +58,8 @@ pipeline::pipeline(config cfg)
         asio::post(io_, [this, s] { sources_[s]->on_delivered(); });
     });
     for (size_t i = 0; i < config_.sources.size(); ++i) {
-        const source_context context{config_.sources[i], static_cast<source_id>(i), io_, loops_,
-                                     *queue_, zmq_context_, config_.data_dir};
+        const source_context context{config_.sources[i], static_cast<source_id>(i), io_,
+                                     pool_.loops(), *queue_, zmq_context_, config_.data_dir};
         sources_.push_back(config_.sources[i].kind->make(context));
     }
     for (const auto& k : config_.sinks) {

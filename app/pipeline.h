@@ -54,7 +54,6 @@ private:
     lazy_zmq_context zmq_context_;  // outlives every socket: declared before them
     io_pool pool_;                  // outlives every source: declared before them
     asio::io_context& io_;          // the pool's home loop: signals, shutdown, timers
-    std::vector<asio::io_context*> loops_;  // every loop of the pool, the home one first
     std::unique_ptr<bounded_queue> queue_;
     std::vector<std::unique_ptr<source>> sources_;
     std::vector<std::unique_ptr<sink>> sinks_;

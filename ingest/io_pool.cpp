@@ -32,6 +32,7 @@ io_pool::io_pool(size_t threads) {
     for (size_t i = 0; i < threads; ++i) {
         // concurrency hint 1: each loop is run by exactly one thread, so Asio can skip locks.
         loops_.push_back(std::make_unique<asio::io_context>(1));
+        loop_pointers_.push_back(loops_.back().get());
     }
     // Every loop, the home one too, runs until stop(): the home loop running out of work
     // (its listeners closed) must not end the others while their connections finish.

@@ -92,13 +92,13 @@ struct tcp_source::connection {
 
 tcp_source::tcp_source(std::string name, source_id id, asio::io_context& io,
                        bounded_queue& queue, tcp_source_config config,
-                       const std::vector<asio::io_context*>& more_loops)
+                       const std::vector<asio::io_context*>& loops)
     : source(std::move(name), id, io, queue),
       config_(std::move(config)),
       tls_(config_.tls ? make_tls_server_context(*config_.tls, "source " + this->name())
                        : nullptr),
       acceptor_(io) {
-    for (asio::io_context* loop : more_loops) {
+    for (asio::io_context* loop : loops) {
         if (loop != &io) {
             add_lane(*loop);
         }

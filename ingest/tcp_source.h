@@ -44,9 +44,9 @@ struct tcp_source_config {
 class tcp_source final : public source {
 public:
     // Loads the TLS certificate and key now: throws sluice::error naming a file that is wrong.
-    // Connections spread over `io` and `more_loops` (the io_pool's other loops).
+    // Connections spread over `io` and `loops` (the io_pool's; `io` among them counts once).
     tcp_source(std::string name, source_id id, asio::io_context& io, bounded_queue& queue,
-               tcp_source_config config, const std::vector<asio::io_context*>& more_loops = {});
+               tcp_source_config config, const std::vector<asio::io_context*>& loops = {});
     ~tcp_source() override;
 
     void start() override;

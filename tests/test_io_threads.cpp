@@ -37,7 +37,6 @@ using clk = std::chrono::steady_clock;
 // home loop, as in the pipeline.
 struct pooled_tcp {
     sluice::io_pool pool;
-    std::vector<asio::io_context*> loops;
     sluice::bounded_queue q;
     std::unique_ptr<sluice::tcp_source> src;
     std::thread runner;
@@ -45,13 +44,9 @@ struct pooled_tcp {
 
     pooled_tcp(size_t threads, sluice::queue_config qc, sluice::tcp_source_config cfg = {})
         : pool(threads), q(qc, 1, {{true}}) {
-        for (size_t i = 0; i < pool.size(); ++i) {
-            loops.push_back(&pool.loop(i));
-        }
         cfg.address = "127.0.0.1:0";
         cfg.read_bytes = 4096;
-        std::vector<asio::io_context*> more(loops.begin() + 1, loops.end());
-        src = std::make_unique<sluice::tcp_source>("tcp", 0, pool.home(), q, cfg, more);
+        src = std::make_unique<sluice::tcp_source>("tcp", 0, pool.home(), q, cfg, pool.loops());
         q.set_resume_callback([this] { src->resume(); });
         std::promise<void> started;
         asio::post(pool.home(), [&] {
