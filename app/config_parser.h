@@ -20,6 +20,10 @@ namespace sluice {
 // Names appear in metric labels, file paths ({source}) and log lines, so keep them plain.
 bool valid_component_name(std::string_view name);
 
+// A file named in the config (TLS files, credentials): a relative path is taken relative to
+// the config file's directory. False, with the problem reported, for an empty or non-string.
+bool read_config_relative_path(config_reader& r, const config_field& f, std::string& out);
+
 // Sections refer to each other (a sink's inputs name sources written anywhere in the file),
 // so sources and sinks are read after the top level.
 class config_parser {

@@ -201,7 +201,7 @@ void read_zmq_sink(config_parser& p, const config_field& f, const toml::table& t
                          r.choice(v, zmq.format, parse_zmq_sink_format, "text, json");
                      }});
     specs.push_back({"framing", [&](const config_field& v) {
-                         r.choice(v, zmq.framing, parse_zmq_framing, "message, newline");
+                         r.choice(v, zmq.framing, parse_message_framing, "message, newline");
                      }});
     specs.push_back(
         {"sndhwm", [&](const config_field& v) { r.non_negative_integer(v, zmq.sndhwm); }});

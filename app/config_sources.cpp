@@ -46,22 +46,6 @@ std::optional<zmq_source_socket> parse_zmq_source_socket(std::string_view s) {
     return std::nullopt;
 }
 
-// A TLS file: a relative path is relative to the directory of the config file (the path its
-// TOML was parsed under; the working directory for a config given as text with a bare name),
-// so a config and its certificates can move together.
-bool read_tls_path(config_reader& r, const config_field& f, std::string& out) {
-    std::string written;
-    if (!r.non_empty_string(f, written)) {
-        return false;
-    }
-    std::filesystem::path path(written);
-    if (path.is_relative() && f.value.source().path) {
-        path = std::filesystem::path(*f.value.source().path).parent_path() / path;
-    }
-    out = path.string();
-    return true;
-}
-
 // tls = { cert = "...", key = "...", ca = "...", verify_client = false }. The files are read
 // when the source is made (sluice run), not here: validate opens no file but the config.
 void read_tls(config_reader& r, const config_field& f, std::optional<tls_config>& out) {
@@ -76,7 +60,7 @@ void read_tls(config_reader& r, const config_field& f, std::optional<tls_config>
     auto file = [&](std::string& into) {
         return [&r, &ok, &present, into = &into](const config_field& v) {
             present.insert(v.key.str());
-            ok = read_tls_path(r, v, *into) && ok;
+            ok = read_config_relative_path(r, v, *into) && ok;
         };
     };
     r.read_fields(*table, f.path,
@@ -110,6 +94,22 @@ void read_tls(config_reader& r, const config_field& f, std::optional<tls_config>
 }
 
 }  // namespace
+
+// A file named in the config (TLS files, credentials): a relative path is relative to the directory of the config file (the path its
+// TOML was parsed under; the working directory for a config given as text with a bare name),
+// so a config and its certificates can move together.
+bool read_config_relative_path(config_reader& r, const config_field& f, std::string& out) {
+    std::string written;
+    if (!r.non_empty_string(f, written)) {
+        return false;
+    }
+    std::filesystem::path path(written);
+    if (path.is_relative() && f.value.source().path) {
+        path = std::filesystem::path(*f.value.source().path).parent_path() / path;
+    }
+    out = path.string();
+    return true;
+}
 
 void config_parser::read_sources(const toml::key& key, const toml::table& sources) {
     if (sources.empty()) {
@@ -147,15 +147,9 @@ void config_parser::read_source(const config_field& f, const toml::table& table)
         // The other keys depend on the type; checking them against another's would only add
         // noise.
         const auto& where = table.find("type")->second.source();
-        if (*type_name == "nats") {
-            // Documented as planned; saying so beats "unknown type".
-            reader_.problem(where, f.path + ".type",
-                            fmt::format("source type '{}' is not supported yet", *type_name));
-        } else {
-            reader_.problem(
-                where, f.path + ".type",
-                fmt::format("unknown source type '{}' (expected one of: {})", *type_name, names));
-        }
+        reader_.problem(
+            where, f.path + ".type",
+            fmt::format("unknown source type '{}' (expected one of: {})", *type_name, names));
         return;
     }
     source_config source;
@@ -258,7 +252,7 @@ void read_zmq_source(config_parser& p, const config_field& f, const toml::table&
             {"bind", [&](const config_field& v) { r.boolean(v, zmq.bind); }},
             {"framing",
              [&](const config_field& v) {
-                 r.choice(v, zmq.framing, parse_zmq_framing, "message, newline");
+                 r.choice(v, zmq.framing, parse_message_framing, "message, newline");
              }},
             {"subscribe",
              [&](const config_field& v) {

@@ -8,11 +8,13 @@
 
 #include "app/config_parser.h"
 #include "ingest/generator_source.h"
+#include "ingest/nats_source.h"
 #include "ingest/tail/tail_source.h"
 #include "ingest/tcp_source.h"
 #include "ingest/udp_source.h"
 #include "ingest/zmq_source.h"
 #include "sinks/file_sink.h"
+#include "sinks/nats_sink.h"
 #include "sinks/sqlite_sink.h"
 #include "sinks/zmq_sink.h"
 
@@ -30,6 +32,10 @@ void read_tail_source(config_parser&, const config_field&, const toml::table&,
                       std::vector<field_spec>&, tail_source_config&);
 void read_generator_source(config_parser&, const config_field&, const toml::table&,
                            std::vector<field_spec>&, generator_source_config&);
+void read_nats_source(config_parser&, const config_field&, const toml::table&,
+                      std::vector<field_spec>&, nats_source_config&);
+void read_nats_sink(config_parser&, const config_field&, const toml::table&,
+                    std::vector<field_spec>&, nats_sink_config&);
 void read_file_sink(config_parser&, const config_field&, const toml::table&,
                     std::vector<field_spec>&, file_sink_config&);
 void read_sqlite_sink(config_parser&, const config_field&, const toml::table&,
@@ -67,6 +73,12 @@ const source_kind file_kind = source_row<tail_source_config>(
         return std::make_unique<tail_source>(c.config.name, c.id, c.io, c.queue, with_store);
     });
 
+const source_kind nats_kind = source_row<nats_source_config>(
+    "nats", "a NATS JetStream durable pull consumer (aggregators)", read_nats_source,
+    [](const source_context& c, const nats_source_config& s) -> std::unique_ptr<source> {
+        return std::make_unique<nats_source>(c.config.name, c.id, c.io, c.queue, s);
+    });
+
 const source_kind generator_kind = source_row<generator_source_config>(
     "generator", "synthetic syslog, JSON or text lines", read_generator_source,
     [](const source_context& c, const generator_source_config& s) -> std::unique_ptr<source> {
@@ -100,10 +112,19 @@ const sink_kind zmq_sink_kind = sink_row<zmq_sink_config>(
                                           c.source_names);
     });
 
-const std::array<const source_kind*, 5> source_table{&tcp_kind, &udp_kind, &zmq_kind,
-                                                     &file_kind, &generator_kind};
-const std::array<const sink_kind*, 3> sink_table{&file_sink_kind, &sqlite_sink_kind,
-                                                 &zmq_sink_kind};
+// JetStream acknowledges each publish: a write waits one round trip for the last of its
+// messages, so batches are as large as the file sink's.
+const sink_kind nats_sink_kind = sink_row<nats_sink_config>(
+    "nats", "publishing to a NATS JetStream stream, acked before the batch counts (agents)",
+    {10'000, 4ull << 20, std::chrono::seconds(1), milliseconds(5)}, read_nats_sink,
+    [](const sink_context& c, const nats_sink_config& s) -> std::unique_ptr<sink> {
+        return std::make_unique<nats_sink>(c.config.name, c.config.batch, s, c.source_names);
+    });
+
+const std::array<const source_kind*, 6> source_table{&tcp_kind,  &udp_kind,  &zmq_kind,
+                                                     &file_kind, &nats_kind, &generator_kind};
+const std::array<const sink_kind*, 4> sink_table{&file_sink_kind, &sqlite_sink_kind,
+                                                 &zmq_sink_kind, &nats_sink_kind};
 
 template <typename Table>
 std::string joined_names(const Table& table) {

@@ -1,4 +1,6 @@
 // Renders the pipeline's figures for the HTTP API: Prometheus text and a JSON snapshot.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "app/http_api.h"
@@ -42,6 +44,84 @@ double paused_seconds(const source_counters& c) {
         total += static_cast<double>(mono_now_ns() - since) / 1e9;
     }
     return total;
+}
+
+void write_histogram(prom_writer& w, const std::string& name, const std::string& labels,
+                     const duration_histogram& h) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= duration_histogram::bounds.size(); ++i) {
+        cumulative += h.bucket(i);
+        const std::string le = i < duration_histogram::bounds.size()
+                                   ? fmt::format("{}", duration_histogram::bounds[i])
+                                   : "+Inf";
+        w.sample(name + "_bucket", labels + "," + label("le", le), cumulative);
+    }
+    w.sample(name + "_sum", labels, h.sum_seconds());
+    w.sample(name + "_count", labels, cumulative);
+}
+
+// The figures of each kind of source and sink (kind_metric), one family at a time, in the
+// order the components first report them.
+void write_kind_metrics(prom_writer& w, const pipeline& p) {
+    struct family {
+        kind_metric first;
+        std::vector<std::pair<std::string, kind_metric>> samples;  // labels, figure
+    };
+    std::vector<family> families;
+    auto add = [&](const std::string& labels, const std::vector<kind_metric>& metrics) {
+        for (const auto& m : metrics) {
+            auto it = std::find_if(families.begin(), families.end(),
+                                   [&](const family& f) { return f.first.family == m.family; });
+            if (it == families.end()) {
+                families.push_back({m, {}});
+                it = families.end() - 1;
+            }
+            it->samples.emplace_back(labels, m);
+        }
+    };
+    std::vector<kind_metric> metrics;
+    for (const auto& s : p.sources()) {
+        metrics.clear();
+        s->kind_metrics(metrics);
+        add(label("source", s->name()), metrics);
+    }
+    for (const auto& k : p.sinks()) {
+        metrics.clear();
+        k->kind_metrics(metrics);
+        add(label("sink", k->name()), metrics);
+    }
+    for (const auto& f : families) {
+        w.header(f.first.family, f.first.type, f.first.help);
+        for (const auto& [labels, m] : f.samples) {
+            if (m.histogram != nullptr) {
+                write_histogram(w, std::string(m.family), labels, *m.histogram);
+            } else {
+                w.sample(m.family, labels, m.value);
+            }
+        }
+    }
+}
+
+// ,"metrics":{"key":value,...} of one component's kind_metric figures (nothing without any).
+void append_kind_metrics_json(std::string& out, const std::vector<kind_metric>& metrics) {
+    if (metrics.empty()) {
+        return;
+    }
+    out += ",\"metrics\":{";
+    bool first = true;
+    for (const auto& m : metrics) {
+        out += first ? "\"" : ",\"";
+        first = false;
+        if (m.histogram != nullptr) {
+            const std::vector<uint64_t> counts = m.histogram->counts();
+            fmt::format_to(std::back_inserter(out), "{}_p50_seconds\":{:.6f},\"{}_p99_seconds\":{:.6f}",
+                           m.key, histogram_quantile(counts, 0.5), m.key,
+                           histogram_quantile(counts, 0.99));
+        } else {
+            fmt::format_to(std::back_inserter(out), "{}\":{}", m.key, m.value);
+        }
+    }
+    out += '}';
 }
 
 }  // namespace
@@ -182,18 +262,7 @@ std::string render_prometheus(const pipeline& p) {
                                   const duration_histogram sink_counters::*member) {
         w.header(name, "histogram", help);
         for (const auto& k : sinks) {
-            const duration_histogram& h = k->counters().*member;
-            uint64_t cumulative = 0;
-            for (size_t i = 0; i <= duration_histogram::bounds.size(); ++i) {
-                cumulative += h.bucket(i);
-                const std::string le = i < duration_histogram::bounds.size()
-                                           ? fmt::format("{}", duration_histogram::bounds[i])
-                                           : "+Inf";
-                w.sample(name + "_bucket", label("sink", k->name()) + "," + label("le", le),
-                         cumulative);
-            }
-            w.sample(name + "_sum", label("sink", k->name()), h.sum_seconds());
-            w.sample(name + "_count", label("sink", k->name()), cumulative);
+            write_histogram(w, name, label("sink", k->name()), k->counters().*member);
         }
     };
     per_sink_histogram("sluice_sink_batch_duration_seconds", "Time to write one batch.",
@@ -201,6 +270,8 @@ std::string render_prometheus(const pipeline& p) {
     per_sink_histogram("sluice_sink_latency_seconds",
                        "Per event, from its receive time to written by the sink.",
                        &sink_counters::latency);
+
+    write_kind_metrics(w, p);
 
     w.header("process_resident_memory_bytes", "gauge", "Resident memory of this process.");
     w.sample("process_resident_memory_bytes", resident_memory_bytes());
@@ -280,6 +351,11 @@ std::string render_status_json(const pipeline& p) {
                        p.queue().dropped(s->id(), drop_reason::queue_full),
                        p.queue().dropped(s->id(), drop_reason::evicted),
                        p.queue().dropped(s->id(), drop_reason::kernel));
+        out.pop_back();  // the source's closing brace: its kind's figures go in first
+        std::vector<kind_metric> metrics;
+        s->kind_metrics(metrics);
+        append_kind_metrics_json(out, metrics);
+        out += '}';
     }
     out += "],\"sinks\":[";
     first = true;
@@ -300,9 +376,13 @@ std::string render_status_json(const pipeline& p) {
         append_json_string(out, s.last_error());
         const std::vector<uint64_t> latency = c.latency.counts();
         fmt::format_to(o, ",\"latency_p50_seconds\":{:.6f},\"latency_p99_seconds\":{:.6f},"
-                          "\"latency_buckets\":[{}]}}",
+                          "\"latency_buckets\":[{}]",
                        histogram_quantile(latency, 0.5), histogram_quantile(latency, 0.99),
                        fmt::join(latency, ","));
+        std::vector<kind_metric> metrics;
+        s.kind_metrics(metrics);
+        append_kind_metrics_json(out, metrics);
+        out += '}';
     }
     out += "]}\n";
     return out;

@@ -48,6 +48,22 @@ public:
         }
         return std::string(v);
     }
+    // The numeric members of an optional object (a kind's "metrics"), in order; none when the
+    // key is absent.
+    std::vector<std::pair<std::string, double>> numbers(const char* key) {
+        std::vector<std::pair<std::string, double>> out;
+        simdjson::dom::object v;
+        if (!ok() || object_[key].get_object().get(v) != simdjson::SUCCESS) {
+            return out;
+        }
+        for (auto [k, value] : v) {
+            double n = 0;
+            if (value.get_double().get(n) == simdjson::SUCCESS) {
+                out.emplace_back(std::string(k), n);
+            }
+        }
+        return out;
+    }
     std::optional<object_reader> object(const char* key) {
         simdjson::dom::object v;
         if (ok() && object_[key].get_object().get(v) != simdjson::SUCCESS) {
@@ -117,6 +133,7 @@ top_source read_source(object_reader& r) {
         s.dropped_evicted = dropped->count("evicted");
         s.dropped_kernel = dropped->count("kernel");
     }
+    s.metrics = r.numbers("metrics");
     return s;
 }
 
@@ -143,7 +160,25 @@ top_sink read_sink(object_reader& r) {
             }
         }
     }
+    s.metrics = r.numbers("metrics");
     return s;
+}
+
+// A kind's own figures on one line: "acks_total 1.2M  in_flight 12  ack_seconds_p99 3.1 ms".
+std::string format_kind_metrics(const std::vector<std::pair<std::string, double>>& metrics) {
+    std::string out;
+    for (const auto& [key, value] : metrics) {
+        out += out.empty() ? "" : "  ";
+        if (key.ends_with("_seconds")) {
+            fmt::format_to(std::back_inserter(out), "{} {:.1f} ms", key, value * 1e3);
+        } else if (value >= 0 && value == std::floor(value)) {
+            fmt::format_to(std::back_inserter(out), "{} {}", key,
+                           format_count(value));
+        } else {
+            fmt::format_to(std::back_inserter(out), "{} {:g}", key, value);
+        }
+    }
+    return out;
 }
 
 // p50 and p99 of the events written since the last refresh; since the start when there
@@ -328,6 +363,9 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
             add(fmt::format("{:<{}}   files: {} watched, {} behind", "", name_width,
                             s.files_watched, format_size(s.files_behind_bytes)));
         }
+        if (!s.metrics.empty()) {
+            add(fmt::format("{:<{}}   {}", "", name_width, format_kind_metrics(s.metrics)));
+        }
     }
     add("");
 
@@ -352,6 +390,9 @@ std::vector<top_line> render_top(const top_snapshot& current, const top_snapshot
                         format_total(s.retries_total),
                         s.failed ? "FAILED" : (erring ? "retrying" : "ok")),
             s.failed || erring ? top_style::alert : top_style::normal);
+        if (!s.metrics.empty()) {
+            add(fmt::format("{:<{}}   {}", "", name_width, format_kind_metrics(s.metrics)));
+        }
     }
     return lines;
 }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sluice {
@@ -26,6 +27,7 @@ struct top_source {
     uint64_t dropped_queue_full = 0;
     uint64_t dropped_evicted = 0;
     uint64_t dropped_kernel = 0;
+    std::vector<std::pair<std::string, double>> metrics;  // the kind's own ("metrics")
 
     uint64_t dropped_total() const {
         return dropped_queue_full + dropped_evicted + dropped_kernel;
@@ -46,6 +48,7 @@ struct top_sink {
     double latency_p50_seconds = 0;       // since start
     double latency_p99_seconds = 0;
     std::vector<uint64_t> latency_buckets;  // duration_histogram buckets, +Inf last
+    std::vector<std::pair<std::string, double>> metrics;  // the kind's own ("metrics")
 };
 
 // One GET /status answer.

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace sluice {
@@ -80,5 +81,18 @@ inline double histogram_quantile(const std::vector<uint64_t>& counts, double q) 
     }
     return bounds.back();
 }
+
+// A figure of one kind of source or sink (a nats sink's acks) beyond those every source or sink
+// has: /metrics exports it as `family` with the component's label, /status as `key` in the
+// component's "metrics" object (a histogram as key_p50_seconds and key_p99_seconds), and
+// `sluice top` shows it. The strings are literals.
+struct kind_metric {
+    std::string_view family;  // "sluice_nats_sink_acks_total"
+    std::string_view key;     // "acks_total"
+    std::string_view type;    // "counter", "gauge" or "histogram"
+    std::string_view help;
+    double value = 0;
+    const duration_histogram* histogram = nullptr;  // type "histogram"
+};
 
 }  // namespace sluice

@@ -106,8 +106,9 @@ done
 codec_srcs=(ingest/codecs/codec.cpp ingest/codecs/syslog.cpp ingest/codecs/json.cpp
     common/json_writer.cpp)
 framing_srcs=(queue/event.cpp ingest/framing.cpp)
+restore_srcs=(ingest/codecs/event_restore.cpp sinks/event_json.cpp)
 echo "Building the library objects with $cxx into $build, $jobs at once."
-for src in "${codec_srcs[@]}" "${framing_srcs[@]}"; do
+for src in "${codec_srcs[@]}" "${framing_srcs[@]}" "${restore_srcs[@]}"; do
     spawn compile "$src"
 done
 # In a folder of their own: some are the codec and framing sources again, with other flags.
@@ -119,6 +120,8 @@ codec_objs=()
 for src in "${codec_srcs[@]}"; do codec_objs+=("$(object_of "$src")"); done
 framing_objs=()
 for src in "${framing_srcs[@]}"; do framing_objs+=("$(object_of "$src")"); done
+restore_objs=("$(object_of queue/event.cpp)")
+for src in "${restore_srcs[@]}"; do restore_objs+=("$(object_of "$src")"); done
 config_objs=()
 for unit in "${config_units[@]}"; do config_objs+=("$build/obj/config/$(basename "$unit" .cpp).o"); done
 
@@ -132,10 +135,10 @@ link_target() {  # link_target NAME OBJECTS...
 link_config_target() {
     "$cxx" "${common_flags[@]}" "${san_flags[@]}" "${config_flags[@]}" -fsanitize=fuzzer \
         "$repo/fuzz/fuzz_config.cpp" "${config_objs[@]}" "${toml_lib[@]}" -lspdlog -lfmt -lzmq \
-        -lsqlite3 -lre2 -lsimdjson -lssl -lcrypto -pthread -o "$build/fuzz_config"
+        -lsqlite3 -lre2 -lsimdjson -lssl -lcrypto -lnats -pthread -o "$build/fuzz_config"
 }
 spawn link_target fuzz_syslog "${codec_objs[@]}"
-spawn link_target fuzz_json "${codec_objs[@]}"
+spawn link_target fuzz_json "${codec_objs[@]}" "${restore_objs[@]}"
 spawn link_target fuzz_framing "${framing_objs[@]}"
 spawn link_config_target
 finish

@@ -23,12 +23,12 @@ std::optional<framing> parse_framing(std::string_view s) {
     return std::nullopt;
 }
 
-std::optional<zmq_framing> parse_zmq_framing(std::string_view s) {
+std::optional<message_framing> parse_message_framing(std::string_view s) {
     if (s == "message") {
-        return zmq_framing::message;
+        return message_framing::message;
     }
     if (s == "newline") {
-        return zmq_framing::newline;
+        return message_framing::newline;
     }
     return std::nullopt;
 }

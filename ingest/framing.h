@@ -20,9 +20,9 @@ std::optional<framing> parse_framing(std::string_view s);
 
 // ZeroMQ frames, in and out. message: one event per frame. newline: one per line of a frame,
 // so that a sender pays ZeroMQ's per-message cost once for many lines.
-enum class zmq_framing { message, newline };
+enum class message_framing { message, newline };
 
-std::optional<zmq_framing> parse_zmq_framing(std::string_view s);
+std::optional<message_framing> parse_message_framing(std::string_view s);
 
 // Message sources (UDP, ZeroMQ) fill a batch to about this many bytes before pushing it.
 inline constexpr size_t message_batch_bytes = 64 * 1024;

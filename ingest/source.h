@@ -96,6 +96,8 @@ public:
     virtual const file_counters* files() const { return nullptr; }
     // Any thread: the connections this source accepts, or nullptr for one that accepts none.
     virtual const connection_counters* connections() const { return nullptr; }
+    // Any thread: this kind's own figures (see kind_metric), appended to `out`.
+    virtual void kind_metrics(std::vector<kind_metric>& out) const { (void)out; }
 
 protected:
     // One event loop the source works on, with its own pause state: a lane pauses when a push

@@ -84,7 +84,7 @@ std::shared_ptr<batch> zmq_source::receive_ready() {
     // Size the records for what the last batch held, to avoid regrowing them per event.
     b->events().reserve(events_hint_);
     const bool sub = config_.socket == zmq_source_socket::sub;
-    const bool split = config_.framing == zmq_framing::newline;
+    const bool split = config_.framing == message_framing::newline;
     uint64_t truncated = 0;
     uint64_t bytes = 0;
     while (b->event_count() < batch_max_events) {

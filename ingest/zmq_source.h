@@ -28,7 +28,7 @@ struct zmq_source_config {
     zmq_source_socket socket = zmq_source_socket::pull;
     bool bind = true;                        // bind, else connect
     std::vector<std::string> subscribe{""};  // SUB prefixes ("" = everything)
-    zmq_framing framing = zmq_framing::message;
+    message_framing framing = message_framing::message;
     codec_kind codec = codec_kind::text;
     uint64_t max_line_bytes = 65536;         // longer frames are truncated and counted
     int rcvhwm = 1000;                       // messages ZeroMQ holds before the sender blocks

@@ -154,7 +154,7 @@ public:
     uint64_t cost_bytes() const {
         return sizeof(batch) + buffer_.capacity() + events_.capacity() * sizeof(event_record) +
                meta_.capacity() * sizeof(event_meta) + extra_.capacity() + origin.capacity() +
-               host.capacity() + file.capacity() + 32 /* shared_ptr control block */;
+               host.capacity() + file.capacity() + source_name.capacity() + 32 /* shared_ptr control block */;
     }
     // Drops spare capacity when the batch uses less than half of it, so that a trickle of
     // short reads does not cost a full read buffer per event in the queue.
@@ -167,6 +167,8 @@ public:
     int64_t position = -1;    // source-defined delivery position (file offset past the batch);
                               //   >= 0: acknowledged to the source once delivered
     uint32_t stream = 0;      // the source's stream the position belongs to (a file)
+    std::string source_name;  // restored from an agent (the nats source): the name the sinks
+                              //   store; empty: the source's own
 
 private:
     source_id source_;
@@ -177,5 +179,11 @@ private:
 };
 
 using batch_ptr = std::shared_ptr<const batch>;
+
+// The source name the sinks store for `b`'s events: the one an agent gave them, else the name
+// of the source that read them (`names`, by source id).
+inline const std::string& source_label(const batch& b, const std::vector<std::string>& names) {
+    return b.source_name.empty() ? names.at(b.source()) : b.source_name;
+}
 
 }  // namespace sluice

@@ -20,7 +20,8 @@ void append_field(std::string& out, std::string_view key, std::string_view value
 
 }  // namespace
 
-void append_event_json(std::string& out, const batch& b, size_t i, const std::string& source) {
+void append_event_json(std::string& out, const batch& b, size_t i, const std::string& source,
+                       bool with_line) {
     out += "{\"received_at\":\"";
     append_rfc3339_ns(out, b.received_ns);
     out += "\",\"source\":";
@@ -41,7 +42,12 @@ void append_event_json(std::string& out, const batch& b, size_t i, const std::st
         append_json_string(out, b.file);
     }
     out += ",\"message\":";
-    append_json_string(out, b.message(i));
+    const std::string_view message = b.message(i);
+    append_json_string(out, message);
+    if (with_line && b.line(i) != message) {
+        out += ",\"line\":";
+        append_json_string(out, b.line(i));
+    }
     if (m != nullptr) {
         if (m->ts_ns != event_meta::no_ts) {
             out += ",\"ts\":\"";

@@ -9,7 +9,10 @@
 
 namespace sluice {
 
-// Appends event `i` of `b` as one JSON object, without a trailing newline.
-void append_event_json(std::string& out, const batch& b, size_t i, const std::string& source);
+// Appends event `i` of `b` as one JSON object, without a trailing newline. `with_line` adds the
+// event's line as read ("line") when it is not its message, so that a reader (the nats source)
+// can restore the event whole: a syslog line's message is only its MSG part.
+void append_event_json(std::string& out, const batch& b, size_t i, const std::string& source,
+                       bool with_line = false);
 
 }  // namespace sluice

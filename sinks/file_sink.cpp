@@ -110,7 +110,7 @@ std::string file_sink::render_path(const batch& b) const {
     if (!path_has_time_ && !path_has_source_) {
         return config_.path;
     }
-    return render_path_template(config_.path, b.received_ns, source_names_.at(b.source()));
+    return render_path_template(config_.path, b.received_ns, source_label(b, source_names_));
 }
 
 const file_sink::open_file* file_sink::file_for(const std::string& rendered, int& err,
@@ -151,7 +151,7 @@ const file_sink::open_file* file_sink::file_for(const std::string& rendered, int
 }
 
 void file_sink::append_json(std::string& out, const batch& b) const {
-    const std::string& source = source_names_.at(b.source());
+    const std::string& source = source_label(b, source_names_);
     for (size_t i = 0; i < b.event_count(); ++i) {
         append_event_json(out, b, i, source);
         out += '\n';

@@ -104,6 +104,8 @@ public:
     std::string last_error() const;
     // Any thread: reopen output files before the next write (SIGHUP).
     void request_reopen() { reopen_.store(true, std::memory_order_release); }
+    // Any thread: this kind's own figures (see kind_metric), appended to `out`.
+    virtual void kind_metrics(std::vector<kind_metric>& out) const { (void)out; }
 
     // Sink thread (or a test driving the sink directly): one write attempt with timing,
     // counting and the exception boundary. An exception counts as `retry`, until

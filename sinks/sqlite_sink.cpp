@@ -229,7 +229,7 @@ write_status sqlite_sink::write_impl(std::span<const batch_ptr> batches) {
     }
     sqlite3_stmt* insert = insert_.get();
     for (const auto& b : batches) {
-        const std::string& source = source_names_.at(b->source());
+        const std::string& source = source_label(*b, source_names_);
         sqlite3_bind_int64(insert, sqlite_sql::received_at, b->received_ns);
         sqlite3_bind_text(insert, sqlite_sql::source, source.data(),
                           static_cast<int>(source.size()), SQLITE_STATIC);

@@ -67,11 +67,11 @@ write_status zmq_sink::write_impl(std::span<const batch_ptr> batches) {
     // one stopped (progress(): the first event not in a sent frame) and moves it past every
     // frame ZeroMQ took; an exception (zmq::error_t) leaves it there for the retry.
     resume_point& at = progress();
-    const bool packed = config_.framing == zmq_framing::newline;
+    const bool packed = config_.framing == message_framing::newline;
     frame_.clear();
     for (size_t bi = at.batch; bi < batches.size(); ++bi) {
         const batch& b = *batches[bi];
-        const std::string& source = source_names_.at(b.source());
+        const std::string& source = source_label(b, source_names_);
         for (size_t i = bi == at.batch ? at.event : 0; i < b.event_count(); ++i) {
             std::string_view event = b.line(i);
             if (config_.format == zmq_sink_format::json) {

@@ -27,7 +27,7 @@ struct zmq_sink_config {
     std::vector<std::string> endpoints{"tcp://127.0.0.1:6000"};  // connected to, each
     zmq_sink_socket socket = zmq_sink_socket::push;
     zmq_sink_format format = zmq_sink_format::text;
-    zmq_framing framing = zmq_framing::message;
+    message_framing framing = message_framing::message;
     int sndhwm = 1000;  // messages ZeroMQ holds per peer before the sink waits
 };
 

@@ -277,21 +277,13 @@ type = "file"
     CHECK(contains(framing.message, "newline, octet_counting"));
 }
 
-TEST_CASE("a planned source type is not supported yet, unknown types are named", "[config]") {
-    const auto nats = only_problem(std::string(minimal) + R"toml([sources.bus]
-type = "nats"
-stream = "LOGS"
-)toml");
-    CHECK(nats.line == 7);
-    CHECK(nats.key == "sources.bus.type");
-    CHECK(nats.message == "source type 'nats' is not supported yet");
-
+TEST_CASE("unknown types are named", "[config]") {
     const auto kafka = only_problem(std::string(minimal) + "[sources.k]\ntype = \"kafka\"\n");
     CHECK(kafka.key == "sources.k.type");
     CHECK(kafka.message ==
-          "unknown source type 'kafka' (expected one of: tcp, udp, zmq, file, generator)");
+          "unknown source type 'kafka' (expected one of: tcp, udp, zmq, file, nats, generator)");
     CHECK(only_problem(std::string(minimal) + "[sinks.x]\ntype = \"kafka\"\n").message ==
-          "unknown sink type 'kafka' (expected one of: file, sqlite, zmq)");
+          "unknown sink type 'kafka' (expected one of: file, sqlite, zmq, nats)");
     const auto missing = only_problem(std::string(minimal) + "[sinks.x]\npath = \"a.log\"\n");
     CHECK(missing.line == 6);
     CHECK(missing.key == "sinks.x.type");
@@ -322,9 +314,9 @@ type = "tcp"
     CHECK(only_problem(std::string(minimal) + "inputs = [\"app\", \"app\"]\n").message ==
           "source 'app' is listed twice");
     // A source that is itself broken is reported once, not again by every sink reading it.
-    CHECK(
-        only_problem(std::string(minimal) + "inputs = [\"bus\"]\n[sources.bus]\ntype = \"nats\"\n")
-            .key == "sources.bus.type");
+    CHECK(only_problem(std::string(minimal) +
+                       "inputs = [\"bus\"]\n[sources.bus]\ntype = \"nats\"\nstream = 1\n")
+              .key == "sources.bus.stream");
 }
 
 TEST_CASE("a TOML syntax error is a problem with its position", "[config]") {

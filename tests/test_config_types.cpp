@@ -102,7 +102,7 @@ type = "file"
     CHECK(bus.get<zmq_source_config>().socket == zmq_source_socket::sub);
     CHECK_FALSE(bus.get<zmq_source_config>().bind);
     CHECK(bus.get<zmq_source_config>().subscribe == std::vector<std::string>{"app.", "audit"});
-    CHECK(bus.get<zmq_source_config>().framing == zmq_framing::newline);
+    CHECK(bus.get<zmq_source_config>().framing == message_framing::newline);
     CHECK(bus.get<zmq_source_config>().codec == codec_kind::json);
     CHECK(bus.get<zmq_source_config>().max_line_bytes == 4096);
     CHECK(bus.get<zmq_source_config>().rcvhwm == 0);
@@ -137,7 +137,7 @@ type = "file"
     CHECK(c.sources[1].get<zmq_source_config>().socket == zmq_source_socket::pull);
     CHECK(c.sources[1].get<zmq_source_config>().bind);
     CHECK(c.sources[1].get<zmq_source_config>().rcvhwm == 1000);
-    CHECK(c.sources[1].get<zmq_source_config>().framing == zmq_framing::message);
+    CHECK(c.sources[1].get<zmq_source_config>().framing == message_framing::message);
     CHECK(c.sources[1].get<zmq_source_config>().codec == codec_kind::text);
     CHECK(c.sources[2].get<generator_source_config>().rate == 1000);
     CHECK(c.sources[2].get<generator_source_config>().count == 0);
@@ -248,7 +248,7 @@ type = "zmq"
                                                             "ipc:///run/agg"});
     CHECK(forward.get<zmq_sink_config>().socket == zmq_sink_socket::pub);
     CHECK(forward.get<zmq_sink_config>().format == zmq_sink_format::json);
-    CHECK(forward.get<zmq_sink_config>().framing == zmq_framing::newline);
+    CHECK(forward.get<zmq_sink_config>().framing == message_framing::newline);
     CHECK(forward.get<zmq_sink_config>().sndhwm == 0);
     CHECK(forward.batch.max_events == 10);
     CHECK(forward.batch.max_bytes == 4ull << 20);
@@ -258,7 +258,7 @@ type = "zmq"
     CHECK(plain.get<zmq_sink_config>().endpoints == std::vector<std::string>{"tcp://127.0.0.1:6000"});
     CHECK(plain.get<zmq_sink_config>().socket == zmq_sink_socket::push);
     CHECK(plain.get<zmq_sink_config>().format == zmq_sink_format::text);
-    CHECK(plain.get<zmq_sink_config>().framing == zmq_framing::message);
+    CHECK(plain.get<zmq_sink_config>().framing == message_framing::message);
     CHECK(plain.get<zmq_sink_config>().sndhwm == 1000);
     CHECK(plain.batch.max_events == 1000);
     CHECK(plain.batch.max_bytes == 4ull << 20);

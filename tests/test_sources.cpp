@@ -565,7 +565,7 @@ TEST_CASE("zmq source: message framing drops one trailing newline of a frame", "
 
 TEST_CASE("zmq source: newline framing makes one event per line of every frame", "[sources]") {
     auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
-    cfg.framing = sluice::zmq_framing::newline;
+    cfg.framing = sluice::message_framing::newline;
     cfg.max_line_bytes = 8;
     uint64_t truncated = 0;
     // An empty frame has no line and makes no event.
@@ -581,7 +581,7 @@ TEST_CASE("zmq source: SUB with newline framing gives every line of a frame its 
     harness h;
     auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::sub);
     cfg.subscribe = {"a."};
-    cfg.framing = sluice::zmq_framing::newline;
+    cfg.framing = sluice::message_framing::newline;
     sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
     h.src = &src;
     src.start();
@@ -613,7 +613,7 @@ TEST_CASE("zmq source: SUB with newline framing gives every line of a frame its 
 TEST_CASE("zmq source: newline framing fills batches across frames, none past 64 KiB",
           "[sources]") {
     auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::pull);
-    cfg.framing = sluice::zmq_framing::newline;
+    cfg.framing = sluice::message_framing::newline;
     zmq::context_t ctx;
     harness h;
     sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
@@ -651,7 +651,7 @@ TEST_CASE("zmq source: SUB frames carried into the next batch keep their topic",
     harness h;
     auto cfg = zmq_config(free_tcp_port(), sluice::zmq_source_socket::sub);
     cfg.subscribe = {"t."};
-    cfg.framing = sluice::zmq_framing::newline;
+    cfg.framing = sluice::message_framing::newline;
     sluice::zmq_source src("zmq", sid, h.io, h.q, ctx, cfg);
     h.src = &src;
     src.start();

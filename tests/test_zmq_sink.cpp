@@ -128,7 +128,7 @@ TEST_CASE("zmq sink with newline framing packs whole events into frames of about
     puller a(ctx);
     zmq_sink_config c;
     c.endpoints = {a.endpoint};
-    c.framing = sluice::zmq_framing::newline;
+    c.framing = sluice::message_framing::newline;
     zmq_sink sink("forward", {}, c, ctx, {"app"});
 
     // 3,000 events of 100 bytes in three batches: 300 KB, so several full frames and a rest.
@@ -281,8 +281,8 @@ TEST_CASE("zmq sink: a write failing at any frame resumes there, sending nothing
     zmq::context_t ctx;
     // Three batches of 1, 3 and 2 events: a failure before each of the 6 frames, in message
     // framing; in newline framing frames of 64 KiB hold several events each.
-    for (const auto framing : {sluice::zmq_framing::message, sluice::zmq_framing::newline}) {
-        const bool packed = framing == sluice::zmq_framing::newline;
+    for (const auto framing : {sluice::message_framing::message, sluice::message_framing::newline}) {
+        const bool packed = framing == sluice::message_framing::newline;
         // Newline framing: events of 40 KiB, so every second event closes a frame.
         const size_t length = packed ? 40 * 1024 : 10;
         std::vector<std::string> expected;

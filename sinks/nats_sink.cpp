@@ -1,0 +1,458 @@
+#include "sinks/nats_sink.h"
+
+#include <cstring>
+#include <random>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "sinks/event_json.h"
+
+namespace sluice {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+// A packed message stays under this (the server refuses payloads over its max_payload, 1 MiB
+// by default): events are added while the estimate of the message fits.
+constexpr size_t packed_target_bytes = 512 * 1024;
+constexpr int64_t stall_wait_ms = 100;
+constexpr auto wait_slice = milliseconds(100);
+// After every ack timeout has passed, how long a write still waits for nats.c to report.
+constexpr auto ack_grace = std::chrono::seconds(5);
+
+std::string random_run_id() {
+    std::random_device rd;
+    const uint64_t id = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    return fmt::format("{:016x}", id);
+}
+
+bool subject_safe(char c) {
+    return c > ' ' && c != '.' && c != '*' && c != '>' && c != 0x7f;
+}
+
+jsRetentionPolicy to_js(nats_retention r) {
+    switch (r) {
+        case nats_retention::limits:
+            return js_LimitsPolicy;
+        case nats_retention::interest:
+            return js_InterestPolicy;
+        case nats_retention::workqueue:
+            break;
+    }
+    return js_WorkQueuePolicy;
+}
+
+}  // namespace
+
+std::string nats_subject_filter(std::string_view subject_template) {
+    std::string out;
+    for (size_t i = 0; i < subject_template.size(); ++i) {
+        if (subject_template[i] == '{') {
+            const size_t close = subject_template.find('}', i);
+            if (close != std::string_view::npos) {
+                out += '*';
+                i = close;
+                continue;
+            }
+        }
+        out += subject_template[i];
+    }
+    return out;
+}
+
+std::string nats_subject_for(std::string_view subject_template, std::string_view source) {
+    std::string safe(source);
+    for (char& c : safe) {
+        if (!subject_safe(c)) {
+            c = '_';
+        }
+    }
+    std::string out(subject_template);
+    for (size_t at = out.find("{source}"); at != std::string::npos;
+         at = out.find("{source}", at + safe.size())) {
+        out.replace(at, std::strlen("{source}"), safe);
+    }
+    return out;
+}
+
+std::optional<nats_retention> parse_nats_retention(std::string_view s) {
+    if (s == "workqueue") {
+        return nats_retention::workqueue;
+    }
+    if (s == "limits") {
+        return nats_retention::limits;
+    }
+    if (s == "interest") {
+        return nats_retention::interest;
+    }
+    return std::nullopt;
+}
+
+nats_sink::nats_sink(std::string name, batch_config batch, nats_sink_config config,
+                     std::vector<std::string> source_names)
+    : sink(std::move(name), batch),
+      config_(std::move(config)),
+      source_names_(std::move(source_names)),
+      run_id_(random_run_id()),
+      client_("sink " + this->name(), config_.connection),
+      stream_log_(10'000'000'000) {
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.PublishAsync.MaxPending = config_.max_in_flight;
+    o.PublishAsync.AckHandler = &nats_sink::on_ack;
+    o.PublishAsync.AckHandlerClosure = this;
+    o.PublishAsync.StallWait = stall_wait_ms;
+    js_ = client_.jetstream(o);
+    spdlog::info("Sink {} publishing to stream {} as {} ({} event(s) per message).", this->name(),
+                 config_.stream, config_.subject, config_.events_per_message);
+}
+
+nats_sink::~nats_sink() {
+    stop_thread();
+    // Take back what still awaits an ack, so that no handler runs for it, then close. (nats.c
+    // 3.4.1 crashes in js_PublishAsyncGetPendingList on a context that never published.)
+    natsMsgList pending{nullptr, 0};
+    if (read(messages_total_) > 0 &&
+        js_PublishAsyncGetPendingList(&pending, js_.get()) == NATS_OK) {
+        natsMsgList_Destroy(&pending);
+    }
+    client_.close();
+}
+
+const std::string& nats_sink::subject_for(const batch& b) {
+    const std::string& source = source_label(b, source_names_);
+    auto it = subjects_.find(source);
+    if (it == subjects_.end()) {
+        it = subjects_.emplace(source, nats_subject_for(config_.subject, source)).first;
+    }
+    return it->second;
+}
+
+void nats_sink::plan(std::span<const batch_ptr> batches) {
+    plan_.clear();
+    const bool json = config_.format == nats_sink_format::json;
+    for (size_t bi = 0; bi < batches.size(); ++bi) {
+        const batch& b = *batches[bi];
+        planned cur{static_cast<uint32_t>(bi), 0, 0};
+        size_t cur_bytes = 0;
+        for (size_t i = 0; i < b.event_count(); ++i) {
+            const std::string_view line = b.line(i);
+            // A text event of several lines (a joined stack trace) cannot share a message whose
+            // events are split at '\n': it goes alone.
+            const bool alone = !json && line.find('\n') != std::string_view::npos;
+            const size_t estimate = json ? 2 * line.size() + 256 : line.size() + 1;
+            if (cur.count > 0 && (alone || cur.count >= config_.events_per_message ||
+                                  cur_bytes + estimate > packed_target_bytes)) {
+                plan_.push_back(cur);
+                cur.count = 0;
+            }
+            if (cur.count == 0) {
+                cur.first = static_cast<uint32_t>(i);
+                cur_bytes = 0;
+            }
+            ++cur.count;
+            cur_bytes += estimate;
+            if (alone) {
+                plan_.push_back(cur);
+                cur.count = 0;
+            }
+        }
+        if (cur.count > 0) {
+            plan_.push_back(cur);
+        }
+    }
+}
+
+bool nats_sink::ensure_stream() {
+    if (stream_ready_) {
+        return true;
+    }
+    const std::string filter = nats_subject_filter(config_.subject);
+    jsStreamInfo* raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetStreamInfo(&raw, js_.get(), config_.stream.c_str(), nullptr, &code);
+    nats_ptr<jsStreamInfo> info(raw);
+    if (s == NATS_OK) {
+        bool captured = false;
+        for (int i = 0; info->Config != nullptr && i < info->Config->SubjectsLen; ++i) {
+            captured = captured || filter == info->Config->Subjects[i];
+        }
+        uint64_t suppressed = 0;
+        if (!captured && stream_log_.should_log(suppressed)) {
+            spdlog::warn("Sink {}: stream {} does not list subject {}; publishing anyway (it may "
+                         "capture it with a wider filter).",
+                         name(), config_.stream, filter);
+        }
+        stream_ready_ = true;
+        return true;
+    }
+    if (s != NATS_NOT_FOUND && code != JSStreamNotFoundErr) {
+        log_failure("stream " + config_.stream + ": " + nats_error_text(s, code));
+        return false;
+    }
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = config_.stream.c_str();
+    const char* subjects[1] = {filter.c_str()};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = config_.replicas;
+    cfg.Retention = to_js(config_.retention);
+    cfg.Duplicates = config_.duplicate_window.count();
+    if (config_.stream_max_bytes > 0) {
+        cfg.MaxBytes = static_cast<int64_t>(config_.stream_max_bytes);
+        cfg.Discard = js_DiscardNew;
+    }
+    raw = nullptr;
+    code = static_cast<jsErrCode>(0);
+    s = js_AddStream(&raw, js_.get(), &cfg, nullptr, &code);
+    info.reset(raw);
+    if (s != NATS_OK && code != JSStreamNameExistErr) {
+        log_failure("creating stream " + config_.stream + ": " + nats_error_text(s, code));
+        return false;
+    }
+    spdlog::info("Sink {}: created stream {} ({} replica(s), subjects {}).", name(),
+                 config_.stream, config_.replicas, filter);
+    stream_ready_ = true;
+    return true;
+}
+
+bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::string& why) {
+    const planned& p = plan_[m];
+    const batch& b = *batches[p.batch];
+    const std::string& source = source_label(b, source_names_);
+    payload_.clear();
+    for (uint32_t k = p.first; k < p.first + p.count; ++k) {
+        if (k > p.first) {
+            payload_ += '\n';
+        }
+        if (config_.format == nats_sink_format::json) {
+            append_event_json(payload_, b, k, source, true);
+        } else {
+            payload_.append(b.line(k));
+        }
+    }
+    natsMsg* msg = nullptr;
+    natsStatus s = natsMsg_Create(&msg, subject_for(b).c_str(), nullptr, payload_.data(),
+                                  static_cast<int>(payload_.size()));
+    if (s == NATS_OK && p.count > 1) {
+        s = natsMsgHeader_Set(msg, "Sluice-Events", std::to_string(p.count).c_str());
+    }
+    if (s != NATS_OK) {
+        natsMsg_Destroy(msg);
+        why = nats_error_text(s);
+        return false;
+    }
+    const std::string id = fmt::format("{}-{}-{}", run_id_, write_number_, m);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id.c_str();
+    po.MaxWait = duration_cast<milliseconds>(config_.ack_timeout).count();
+    natsMsg* const key = msg;
+    {
+        std::lock_guard lock(mutex_);
+        in_flight_.emplace(key, m);
+        outcome_[m] = outcome::pending;
+        sent_ns_[m] = mono_now_ns();
+        in_flight_count_.fetch_add(1, std::memory_order_relaxed);
+    }
+    for (;;) {
+        s = js_PublishMsgAsync(js_.get(), &msg, &po);
+        // A timeout with the message still ours: max_in_flight publishes await their acks
+        // (nats.c waited StallWait for one to come in). Keep waiting: that is backpressure.
+        if (s == NATS_TIMEOUT && msg != nullptr && !aborted()) {
+            continue;
+        }
+        break;
+    }
+    if (s == NATS_OK) {
+        bump(messages_total_);
+        return true;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        if (in_flight_.erase(key) > 0) {
+            in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        outcome_[m] = outcome::failed;
+    }
+    natsMsg_Destroy(msg);
+    bump(publish_errors_total_);
+    why = nats_error_text(s);
+    return false;
+}
+
+void nats_sink::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<nats_sink*>(closure);
+    {
+        std::lock_guard lock(self->mutex_);
+        const auto it = self->in_flight_.find(msg);
+        if (it != self->in_flight_.end()) {
+            const size_t m = it->second;
+            self->in_flight_.erase(it);
+            self->in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
+            if (pa != nullptr) {
+                self->outcome_[m] = outcome::acked;
+                bump(self->acks_total_);
+                if (pa->Duplicate) {
+                    bump(self->duplicates_total_);
+                }
+                self->ack_latency_.observe(
+                    static_cast<double>(mono_now_ns() - self->sent_ns_[m]) / 1e9);
+            } else {
+                self->outcome_[m] = outcome::failed;
+                bump(self->publish_errors_total_);
+                if (self->first_error_.empty()) {
+                    const natsStatus err = pae != nullptr ? pae->Err : NATS_ERR;
+                    self->first_error_ = natsStatus_GetText(err);
+                    if (pae != nullptr && pae->ErrText != nullptr && *pae->ErrText != '\0') {
+                        self->first_error_ += ": ";
+                        self->first_error_ += pae->ErrText;
+                    }
+                }
+            }
+            if (self->in_flight_.empty()) {
+                self->acked_cv_.notify_all();
+            }
+        }
+    }
+    natsMsg_Destroy(msg);
+}
+
+void nats_sink::wait_for_acks() {
+    std::unique_lock lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + config_.ack_timeout + ack_grace;
+    while (!in_flight_.empty() && !aborted() && std::chrono::steady_clock::now() < deadline) {
+        acked_cv_.wait_for(lock, wait_slice);
+    }
+    if (in_flight_.empty()) {
+        return;
+    }
+    // nats.c still holds them (aborted, or no ack and no timeout came back): take them back
+    // as failed; an ack that comes in later finds nothing and is dropped by nats.c.
+    lock.unlock();
+    natsMsgList pending{nullptr, 0};
+    if (js_PublishAsyncGetPendingList(&pending, js_.get()) == NATS_OK) {
+        lock.lock();
+        for (int i = 0; i < pending.Count; ++i) {
+            const auto it = in_flight_.find(pending.Msgs[i]);
+            if (it != in_flight_.end()) {
+                outcome_[it->second] = outcome::failed;
+                in_flight_.erase(it);
+                in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
+            }
+        }
+        if (first_error_.empty()) {
+            first_error_ = "no acknowledgement within ack_timeout";
+        }
+        lock.unlock();
+        natsMsgList_Destroy(&pending);
+        lock.lock();
+    } else {
+        lock.lock();
+    }
+    // Any left are in a handler right now: it reports them in a moment.
+    while (!in_flight_.empty()) {
+        acked_cv_.wait_for(lock, wait_slice);
+    }
+}
+
+write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
+    resume_point& at = progress();
+    if (at.done == 0) {
+        // New batches (the base clears the progress after each good write): a new write
+        // number, so the message ids are new; a retry of these batches keeps them.
+        ++write_number_;
+        plan(batches);
+        std::lock_guard lock(mutex_);
+        outcome_.assign(plan_.size(), outcome::none);
+        sent_ns_.assign(plan_.size(), 0);
+        at.done = 1;
+    }
+    if (!client_.connected()) {
+        log_failure("not connected to any NATS server");
+        return write_status::retry;
+    }
+    if (!ensure_stream()) {
+        return write_status::retry;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        first_error_.clear();
+    }
+    std::string why;
+    bool refused = false;
+    for (size_t m = 0; m < plan_.size() && !aborted(); ++m) {
+        const outcome before = outcome_[m];  // no handler runs for m: it is not in flight
+        if (before == outcome::acked) {
+            continue;
+        }
+        if (before != outcome::none) {
+            bump(resent_total_);
+        }
+        if (!publish(batches, m, why)) {
+            refused = true;
+            break;  // the connection is gone, or the message is too large: do not go on
+        }
+    }
+    wait_for_acks();
+    size_t acked = 0;
+    std::string error;
+    {
+        std::lock_guard lock(mutex_);
+        for (outcome o : outcome_) {
+            acked += o == outcome::acked ? 1 : 0;
+        }
+        error = refused ? why : first_error_;
+    }
+    if (acked == plan_.size()) {
+        return write_status::ok;
+    }
+    // The stream may have gone (deleted, recreated elsewhere): check it before the retry.
+    stream_ready_ = false;
+    log_failure(fmt::format("{} of {} message(s) to stream {} not acknowledged: {}",
+                            plan_.size() - acked, plan_.size(), config_.stream,
+                            error.empty() ? "aborted" : error));
+    if (refused && why.find(natsStatus_GetText(NATS_MAX_PAYLOAD)) != std::string::npos) {
+        return write_status::permanent;  // an event larger than the server takes
+    }
+    return write_status::retry;
+}
+
+void nats_sink::kind_metrics(std::vector<kind_metric>& out) const {
+    const nats_connection_counters& c = client_.counters();
+    out.push_back({"sluice_nats_sink_in_flight", "in_flight", "gauge",
+                   "Messages published and not acknowledged yet.",
+                   static_cast<double>(in_flight_count_.load(std::memory_order_relaxed))});
+    out.push_back({"sluice_nats_sink_messages_total", "messages_total", "counter",
+                   "Messages handed to JetStream, resent ones included.",
+                   static_cast<double>(read(messages_total_))});
+    out.push_back({"sluice_nats_sink_acks_total", "acks_total", "counter",
+                   "Messages JetStream acknowledged.", static_cast<double>(read(acks_total_))});
+    out.push_back({"sluice_nats_sink_duplicates_total", "duplicates_total", "counter",
+                   "Acknowledged messages the stream reported as duplicates (a resent one "
+                   "that had arrived).",
+                   static_cast<double>(read(duplicates_total_))});
+    out.push_back({"sluice_nats_sink_resent_total", "resent_total", "counter",
+                   "Messages published again by a retry.", static_cast<double>(read(resent_total_))});
+    out.push_back({"sluice_nats_sink_publish_errors_total", "publish_errors_total", "counter",
+                   "Messages not acknowledged: an error, a timeout or a refused publish.",
+                   static_cast<double>(read(publish_errors_total_))});
+    out.push_back({"sluice_nats_sink_ack_seconds", "ack_seconds", "histogram",
+                   "From publishing a message to its acknowledgement.", 0, &ack_latency_});
+    out.push_back({"sluice_nats_sink_connected", "connected", "gauge",
+                   "1 while connected to a NATS server.",
+                   c.connected.load(std::memory_order_relaxed) ? 1.0 : 0.0});
+    out.push_back({"sluice_nats_sink_disconnects_total", "disconnects_total", "counter",
+                   "Connections to NATS lost.", static_cast<double>(read(c.disconnects_total))});
+    out.push_back({"sluice_nats_sink_reconnects_total", "reconnects_total", "counter",
+                   "Reconnections to NATS.", static_cast<double>(read(c.reconnects_total))});
+}
+
+}  // namespace sluice

@@ -1,0 +1,122 @@
+// nats_sink: publishes events to a NATS JetStream stream, the agents' side of the scale-out
+// tier. A write publishes every message of the gathered batches asynchronously (at most
+// max_in_flight awaiting their acks, each waited for at most ack_timeout) and counts as done,
+// so the sink's cursor moves, only once JetStream has acknowledged every one of them. A message
+// is one event (json: the event with its metadata, restorable by the nats source; text: the
+// line) or, with events_per_message > 1, several whole events of one batch joined by '\n',
+// marked with a `Sluice-Events` header that tells the nats source to unpack it.
+//
+// Nothing is acknowledged twice and nothing is dropped: every message carries a Nats-Msg-Id
+// (this process's run id, the write's number, the message's place in it) that stays the same
+// across the retries of that write, so the stream's duplicate window drops a resent message that
+// had arrived; and a retry resends only the messages not acknowledged yet. A full stream, no
+// responders (no leader), a timeout or a lost connection fail the write, which the sink base
+// retries with backoff while the queue fills and pushes back on the sources. The stream is
+// created when missing (replicas, file storage, the duplicate window, its retention and size).
+//
+// Threads: write_impl runs on the sink's thread; nats.c calls the ack handler on its own
+// thread, which records the result under a mutex and wakes the writer.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/log_limiter.h"
+#include "common/nats_client.h"
+#include "sinks/sink.h"
+
+namespace sluice {
+
+enum class nats_sink_format { json, text };
+enum class nats_retention { workqueue, limits, interest };
+
+struct nats_sink_config {
+    nats_connection_config connection;
+    std::string subject = "logs.{source}";  // {source}: the event's source, unsafe chars -> '_'
+    std::string stream = "LOGS";
+    int replicas = 1;                          // a stream the sink creates
+    nats_retention retention = nats_retention::workqueue;
+    uint64_t stream_max_bytes = 0;             // 0: unlimited; else the limit, discard new
+    std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);
+    nats_sink_format format = nats_sink_format::json;
+    uint32_t events_per_message = 64;
+    uint32_t max_in_flight = 4096;
+    std::chrono::nanoseconds ack_timeout = std::chrono::seconds(5);
+};
+
+// The stream's subjects for a subject template: each {...} becomes '*' ("logs.{source}" ->
+// "logs.*").
+std::string nats_subject_filter(std::string_view subject_template);
+// The subject for `source`: the template with {source} replaced by the name, each character a
+// subject cannot hold (space, '.', '*', '>', control) as '_'.
+std::string nats_subject_for(std::string_view subject_template, std::string_view source);
+std::optional<nats_retention> parse_nats_retention(std::string_view s);
+
+class nats_sink final : public sink {
+public:
+    nats_sink(std::string name, batch_config batch, nats_sink_config config,
+              std::vector<std::string> source_names);
+    ~nats_sink() override;
+
+    void kind_metrics(std::vector<kind_metric>& out) const override;
+
+protected:
+    write_status write_impl(std::span<const batch_ptr> batches) override;
+
+private:
+    // One message of the current write: `count` events of one batch from `first`.
+    struct planned {
+        uint32_t batch;
+        uint32_t first;
+        uint32_t count;
+    };
+    enum class outcome : uint8_t { none, pending, acked, failed };
+
+    // Splits the gathered batches into messages (a new write only).
+    void plan(std::span<const batch_ptr> batches);
+    // The stream exists (created if not); false, with the reason logged, if not known yet.
+    bool ensure_stream();
+    // Publishes message `m`; false if nats.c refused it (the reason in `why`).
+    bool publish(std::span<const batch_ptr> batches, size_t m, std::string& why);
+    // Waits until no publish of this write awaits its ack, or aborts; then takes back what
+    // nats.c still holds (a lost connection) as failed.
+    void wait_for_acks();
+    const std::string& subject_for(const batch& b);
+
+    static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
+
+    nats_sink_config config_;
+    std::vector<std::string> source_names_;
+    std::string run_id_;  // random per process: message ids of two runs never collide
+    nats_client client_;
+    nats_ptr<jsCtx> js_;
+    bool stream_ready_ = false;
+    std::unordered_map<std::string, std::string> subjects_;  // source name -> subject
+
+    // The current write (sink thread), and what the ack handler reports of it (mutex_).
+    uint64_t write_number_ = 0;
+    std::vector<planned> plan_;
+    std::string payload_;
+    std::mutex mutex_;
+    std::condition_variable acked_cv_;
+    std::vector<outcome> outcome_;            // per planned message
+    std::vector<int64_t> sent_ns_;            // per planned message, monotonic
+    std::unordered_map<natsMsg*, size_t> in_flight_;  // published, ack not in yet
+    std::string first_error_;                 // of this attempt
+
+    log_limiter stream_log_;
+    counter messages_total_{0};
+    counter acks_total_{0};
+    counter duplicates_total_{0};
+    counter resent_total_{0};
+    counter publish_errors_total_{0};
+    std::atomic<uint64_t> in_flight_count_{0};
+    duration_histogram ack_latency_;
+};
+
+}  // namespace sluice
