@@ -53,8 +53,8 @@ nats_client::nats_client(std::string owner, const nats_connection_config& config
     check(natsOptions_SetServers(o, servers.data(), static_cast<int>(servers.size())), owner_,
           "servers");
     check(natsOptions_SetName(o, ("sluice " + owner_).c_str()), owner_, "name");
-    // Every listed server, in order, and reconnects for ever: a cluster node that dies is a
-    // reason to move to the next one, never to give up.
+    // Every listed server, in random order (agents spread over the nodes), and reconnects for
+    // ever: a cluster node that dies is a reason to move to another one, never to give up.
     check(natsOptions_SetNoRandomize(o, false), owner_, "randomize");
     check(natsOptions_SetMaxReconnect(o, -1), owner_, "max reconnect");
     check(natsOptions_SetReconnectWait(o, reconnect_wait_ms), owner_, "reconnect wait");
