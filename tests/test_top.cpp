@@ -295,3 +295,28 @@ TEST_CASE("the url is the API's address with or without http", "[top]") {
     CHECK_THAT(error, Catch::Contains("no host"));
     CHECK_FALSE(sluice::normalize_top_url(":9598", error));
 }
+
+TEST_CASE("a nats source or sink shows its kind's figures on a line of its own", "[top][nats]") {
+    std::string json = status_json(10.0, 1000, 1000, 0, 800, 0);
+    const std::string kernel = R"("kernel":1}})";
+    json.replace(json.find(kernel), kernel.size(),
+                 R"("kernel":1},"metrics":{"fetched_total":1200,"redelivered_total":3,)"
+                 R"("consumer_pending":0}})");
+    const std::string buckets = R"(0,0,0,0]})";
+    json.replace(json.rfind(buckets), buckets.size(),
+                 R"(0,0,0,0],"metrics":{"in_flight":12,"ack_seconds_p99_seconds":0.0031}})");
+    const top_snapshot snap = parse(json);
+    REQUIRE(snap.sources[0].metrics.size() == 3);
+    CHECK(snap.sources[0].metrics[1] == std::pair<std::string, double>{"redelivered_total", 3});
+    const auto lines = sluice::render_top(snap, nullptr, "http://h:1", "");
+    const auto app = std::find_if(lines.begin(), lines.end(),
+                                  [](const top_line& l) { return l.text.rfind("app ", 0) == 0; });
+    REQUIRE(app != lines.end());
+    CHECK_THAT((app + 1)->text,
+               Catch::Contains("fetched_total 1.2k  redelivered_total 3  consumer_pending 0"));
+    const auto db = std::find_if(lines.begin(), lines.end(),
+                                 [](const top_line& l) { return l.text.rfind("db ", 0) == 0; });
+    REQUIRE(db != lines.end());
+    REQUIRE(db + 1 != lines.end());
+    CHECK_THAT((db + 1)->text, Catch::Contains("in_flight 12  ack_seconds_p99_seconds 3.1 ms"));
+}
