@@ -66,6 +66,7 @@ nats_client::nats_client(std::string owner, const nats_connection_config& config
     check(natsOptions_SetReconnectedCB(o, &nats_client::on_reconnected, this), owner_,
           "reconnected handler");
     check(natsOptions_SetErrorHandler(o, &nats_client::on_error, this), owner_, "error handler");
+    check(natsOptions_SetClosedCB(o, &nats_client::on_closed, this), owner_, "closed handler");
     if (config.tls.enabled()) {
         check(natsOptions_SetSecure(o, true), owner_, "tls");
         if (!config.tls.ca.empty()) {
@@ -100,9 +101,23 @@ nats_client::nats_client(std::string owner, const nats_connection_config& config
 nats_client::~nats_client() { close(); }
 
 void nats_client::close() {
-    if (connection_ != nullptr) {
-        natsConnection_Close(connection_.get());
+    if (connection_ == nullptr) {
+        return;
     }
+    natsConnection_Close(connection_.get());
+    // nats.c delivers the disconnected and closed callbacks on a thread of its own after
+    // Close returns; they use this object, so it must outlive them. The closed one comes last.
+    std::unique_lock lock(closed_mutex_);
+    if (!closed_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return closed_; })) {
+        spdlog::warn("NATS: {}: the connection did not report closing within 5 s.", owner_);
+    }
+}
+
+void nats_client::on_closed(natsConnection*, void* closure) {
+    auto* self = static_cast<nats_client*>(closure);
+    std::lock_guard lock(self->closed_mutex_);
+    self->closed_ = true;
+    self->closed_cv_.notify_all();
 }
 
 nats_ptr<jsCtx> nats_client::jetstream(jsOptions& options) const {

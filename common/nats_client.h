@@ -6,7 +6,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -71,7 +73,8 @@ public:
     nats_ptr<jsCtx> jetstream(jsOptions& options) const;
     // Flushes what was published, waiting at most `timeout_ms`; false if it could not.
     bool flush(int64_t timeout_ms) const;
-    // Closes the connection: no callback runs after this returns. Idempotent.
+    // Closes the connection and waits for nats.c's closed callback, its last one: no callback
+    // runs after this returns. Idempotent.
     void close();
 
     const std::string& owner() const { return owner_; }
@@ -80,11 +83,15 @@ private:
     static void on_connected(natsConnection* nc, void* closure);
     static void on_disconnected(natsConnection* nc, void* closure);
     static void on_reconnected(natsConnection* nc, void* closure);
+    static void on_closed(natsConnection* nc, void* closure);
     static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err,
                          void* closure);
 
     std::string owner_;
     nats_connection_counters counters_;
+    std::mutex closed_mutex_;
+    std::condition_variable closed_cv_;
+    bool closed_ = false;  // the closed callback ran
     nats_ptr<natsOptions> options_;
     nats_ptr<natsConnection> connection_;
 };

@@ -19,8 +19,11 @@
 #include <catch2/catch.hpp>
 #include <nats/nats.h>
 
+#include <fstream>
+
 #include "common/nats_client.h"
 #include "temp_dir.h"
+#include "tls_certs.h"
 
 namespace sluice::test {
 
@@ -39,16 +42,26 @@ inline uint16_t free_tcp_port() {
 
 class nats_server {
 public:
-    nats_server() : dir_("sluice-nats-unit"), port_(free_tcp_port()) {
-        const std::string port = std::to_string(port_);
-        const std::string store = (dir_.path() / "store").string();
+    // With `tls`, the server requires TLS and a client certificate signed by tls->ca.
+    explicit nats_server(const tls_certs* tls = nullptr)
+        : dir_("sluice-nats-unit"), port_(free_tcp_port()), tls_(tls) {
+        const std::string config = (dir_.path() / "nats.conf").string();
+        {
+            std::ofstream out(config);
+            out << "listen: 127.0.0.1:" << port_ << "\n"
+                << "jetstream { store_dir: \"" << (dir_.path() / "store").string() << "\" }\n";
+            if (tls != nullptr) {
+                out << "tls { cert_file: \"" << tls->server << "\", key_file: \"" << tls->server_key
+                    << "\", ca_file: \"" << tls->ca << "\", verify: true }\n";
+            }
+        }
         const std::string log = (dir_.path() / "nats.log").string();
         pid_ = ::fork();
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {
             ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            ::execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", port.c_str(),
-                     "-sd", store.c_str(), "-l", log.c_str(), static_cast<char*>(nullptr));
+            ::execlp("nats-server", "nats-server", "-c", config.c_str(), "-l", log.c_str(),
+                     static_cast<char*>(nullptr));
             ::_exit(127);
         }
         connect();
@@ -67,9 +80,13 @@ public:
     nats_server& operator=(const nats_server&) = delete;
 
     std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+    // What a sink or source needs to reach it (with the client certificate under TLS).
     nats_connection_config connection() const {
         nats_connection_config c;
         c.servers = {url()};
+        if (tls_ != nullptr) {
+            c.tls = {tls_->ca, tls_->client, tls_->client_key};
+        }
         return c;
     }
     natsConnection* conn() const { return conn_.get(); }
@@ -99,7 +116,18 @@ private:
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
         for (;;) {
             natsConnection* nc = nullptr;
-            if (natsConnection_ConnectTo(&nc, url().c_str()) == NATS_OK) {
+            natsOptions* raw = nullptr;
+            REQUIRE(natsOptions_Create(&raw) == NATS_OK);
+            nats_ptr<natsOptions> o(raw);
+            REQUIRE(natsOptions_SetURL(o.get(), url().c_str()) == NATS_OK);
+            if (tls_ != nullptr) {
+                REQUIRE(natsOptions_SetSecure(o.get(), true) == NATS_OK);
+                REQUIRE(natsOptions_LoadCATrustedCertificates(o.get(), tls_->ca.c_str()) ==
+                        NATS_OK);
+                REQUIRE(natsOptions_LoadCertificatesChain(o.get(), tls_->client.c_str(),
+                                                          tls_->client_key.c_str()) == NATS_OK);
+            }
+            if (natsConnection_Connect(&nc, o.get()) == NATS_OK) {
                 conn_.reset(nc);
                 jsCtx* js = nullptr;
                 REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
@@ -128,6 +156,7 @@ private:
 
     temp_dir dir_;
     uint16_t port_;
+    const tls_certs* tls_;
     pid_t pid_ = -1;
     nats_ptr<natsConnection> conn_;
     nats_ptr<jsCtx> js_;

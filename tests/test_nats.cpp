@@ -15,7 +15,9 @@
 #include "nats_server.h"
 #include "sinks/nats_sink.h"
 #include "source_harness.h"
+#include "temp_dir.h"
 #include "test_support.h"
+#include "tls_certs.h"
 
 using namespace sluice;
 using namespace sluice::test;
@@ -268,4 +270,26 @@ TEST_CASE("a nats source restores the sink's events and acks a message once it i
     CHECK(figure(s, "fetched_total") == 5);
     CHECK(figure(s, "redelivered_total") == 0);
     h.stop_and_settle();
+}
+
+TEST_CASE("a nats sink reaches a TLS server with its CA and client certificate", "[nats][tls]") {
+    temp_dir certs_dir("sluice-nats-certs");
+    const tls_certs certs(certs_dir.path());
+    nats_server server(&certs);
+    nats_sink_config c;
+    c.connection = server.connection();
+    nats_sink k("bus", {}, c, {"app"});
+    wait_connected(k);
+    REQUIRE(k.write(std::vector<batch_ptr>{batch_of_lines(0, numbered("app", 3))}) ==
+            write_status::ok);
+    CHECK(server.stream_messages("LOGS") == 1);
+
+    // A certificate of another CA does not get in: the sink stays unconnected and retries.
+    nats_sink_config stranger = c;
+    stranger.connection.tls.cert = certs.other_client;
+    stranger.connection.tls.key = certs.other_client_key;
+    nats_sink other("other", {}, stranger, {"app"});
+    CHECK(other.write(std::vector<batch_ptr>{batch_of_lines(0, {"x"})}) == write_status::retry);
+    CHECK_THAT(other.last_error(), Catch::Contains("not connected"));
+    CHECK(server.stream_messages("LOGS") == 1);
 }
