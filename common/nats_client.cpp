@@ -130,6 +130,21 @@ bool nats_client::flush(int64_t timeout_ms) const {
     return natsConnection_FlushTimeout(connection_.get(), timeout_ms) == NATS_OK;
 }
 
+void nats_client::connection_metrics(std::vector<kind_metric>& out, bool of_sink) const {
+    const nats_connection_counters& c = counters_;
+    out.push_back({of_sink ? "sluice_nats_sink_connected" : "sluice_nats_source_connected",
+                   "connected", "gauge", "1 while connected to a NATS server.",
+                   c.connected.load(std::memory_order_relaxed) ? 1.0 : 0.0});
+    out.push_back({of_sink ? "sluice_nats_sink_disconnects_total"
+                           : "sluice_nats_source_disconnects_total",
+                   "disconnects_total", "counter", "Connections to NATS lost.",
+                   static_cast<double>(read(c.disconnects_total))});
+    out.push_back({of_sink ? "sluice_nats_sink_reconnects_total"
+                           : "sluice_nats_source_reconnects_total",
+                   "reconnects_total", "counter", "Reconnections to NATS.",
+                   static_cast<double>(read(c.reconnects_total))});
+}
+
 void nats_client::on_connected(natsConnection* nc, void* closure) {
     auto* self = static_cast<nats_client*>(closure);
     self->counters_.connected.store(true, std::memory_order_relaxed);

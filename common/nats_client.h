@@ -69,6 +69,9 @@ public:
     natsConnection* connection() const { return connection_.get(); }
     bool connected() const { return natsConnection_Status(connection_.get()) == NATS_CONN_STATUS_CONNECTED; }
     const nats_connection_counters& counters() const { return counters_; }
+    // Appends the connection's figures (connected, disconnects_total, reconnects_total) as a
+    // nats sink's (sluice_nats_sink_*) or a nats source's (sluice_nats_source_*).
+    void connection_metrics(std::vector<kind_metric>& out, bool of_sink) const;
     // A JetStream context on the connection; throws sluice::error.
     nats_ptr<jsCtx> jetstream(jsOptions& options) const;
     // Flushes what was published, waiting at most `timeout_ms`; false if it could not.

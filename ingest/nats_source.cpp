@@ -386,7 +386,6 @@ void nats_source::decode(natsMsgList& list, fetched& out) {
 }
 
 void nats_source::kind_metrics(std::vector<kind_metric>& out) const {
-    const nats_connection_counters& c = client_->counters();
     out.push_back({"sluice_nats_source_fetched_total", "fetched_total", "counter",
                    "Messages fetched from the consumer, redelivered ones included.",
                    static_cast<double>(read(fetched_total_))});
@@ -407,13 +406,7 @@ void nats_source::kind_metrics(std::vector<kind_metric>& out) const {
                    "Messages delivered by the consumer and not acknowledged yet (all "
                    "aggregators).",
                    static_cast<double>(read(consumer_ack_pending_))});
-    out.push_back({"sluice_nats_source_connected", "connected", "gauge",
-                   "1 while connected to a NATS server.",
-                   c.connected.load(std::memory_order_relaxed) ? 1.0 : 0.0});
-    out.push_back({"sluice_nats_source_disconnects_total", "disconnects_total", "counter",
-                   "Connections to NATS lost.", static_cast<double>(read(c.disconnects_total))});
-    out.push_back({"sluice_nats_source_reconnects_total", "reconnects_total", "counter",
-                   "Reconnections to NATS.", static_cast<double>(read(c.reconnects_total))});
+    client_->connection_metrics(out, false);
 }
 
 }  // namespace sluice

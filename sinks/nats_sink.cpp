@@ -426,7 +426,6 @@ write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
 }
 
 void nats_sink::kind_metrics(std::vector<kind_metric>& out) const {
-    const nats_connection_counters& c = client_.counters();
     out.push_back({"sluice_nats_sink_in_flight", "in_flight", "gauge",
                    "Messages published and not acknowledged yet.",
                    static_cast<double>(in_flight_count_.load(std::memory_order_relaxed))});
@@ -446,13 +445,7 @@ void nats_sink::kind_metrics(std::vector<kind_metric>& out) const {
                    static_cast<double>(read(publish_errors_total_))});
     out.push_back({"sluice_nats_sink_ack_seconds", "ack_seconds", "histogram",
                    "From publishing a message to its acknowledgement.", 0, &ack_latency_});
-    out.push_back({"sluice_nats_sink_connected", "connected", "gauge",
-                   "1 while connected to a NATS server.",
-                   c.connected.load(std::memory_order_relaxed) ? 1.0 : 0.0});
-    out.push_back({"sluice_nats_sink_disconnects_total", "disconnects_total", "counter",
-                   "Connections to NATS lost.", static_cast<double>(read(c.disconnects_total))});
-    out.push_back({"sluice_nats_sink_reconnects_total", "reconnects_total", "counter",
-                   "Reconnections to NATS.", static_cast<double>(read(c.reconnects_total))});
+    client_.connection_metrics(out, true);
 }
 
 }  // namespace sluice

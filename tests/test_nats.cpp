@@ -64,21 +64,11 @@ std::string header(natsMsg* m, const char* key) {
     return natsMsgHeader_Get(m, key, &v) == NATS_OK ? v : "";
 }
 
-double figure(const sink& k, std::string_view key) {
+// A kind_metric of a nats sink or source, by key.
+template <typename Component>
+double figure(const Component& c, std::string_view key) {
     std::vector<kind_metric> m;
-    k.kind_metrics(m);
-    for (const auto& f : m) {
-        if (f.key == key) {
-            return f.value;
-        }
-    }
-    FAIL("no figure " << key);
-    return 0;
-}
-
-double figure(const source& s, std::string_view key) {
-    std::vector<kind_metric> m;
-    s.kind_metrics(m);
+    c.kind_metrics(m);
     for (const auto& f : m) {
         if (f.key == key) {
             return f.value;
