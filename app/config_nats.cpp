@@ -199,6 +199,9 @@ void read_nats_sink(config_parser& p, const config_field& f, const toml::table& 
                      }});
     specs.push_back(
         {"stream_max_bytes", [&](const config_field& v) { r.size(v, nats.stream_max_bytes); }});
+    specs.push_back({"stream_max_msgs", [&](const config_field& v) {
+                         bounded_count(r, v, nats.stream_max_msgs, uint64_t{1} << 62);
+                     }});
     specs.push_back({"duplicate_window", [&](const config_field& v) {
                          r.duration(v, nats.duplicate_window, true);
                      }});

@@ -136,10 +136,19 @@ const std::string& nats_sink::subject_for(const batch& b) {
 void nats_sink::plan(std::span<const batch_ptr> batches) {
     plan_.clear();
     const bool json = config_.format == nats_sink_format::json;
+    planned cur{0, 0, 0};
+    size_t cur_bytes = 0;
+    const std::string* cur_source = nullptr;
     for (size_t bi = 0; bi < batches.size(); ++bi) {
         const batch& b = *batches[bi];
-        planned cur{static_cast<uint32_t>(bi), 0, 0};
-        size_t cur_bytes = 0;
+        // A message may go on into the next batch while the events keep their subject (the
+        // same source): batches are small when the sources trickle or are paused.
+        const std::string* source = &source_label(b, source_names_);
+        if (cur.count > 0 && *source != *cur_source) {
+            plan_.push_back(cur);
+            cur.count = 0;
+        }
+        cur_source = source;
         for (size_t i = 0; i < b.event_count(); ++i) {
             const std::string_view line = b.line(i);
             // A text event of several lines (a joined stack trace) cannot share a message whose
@@ -152,6 +161,7 @@ void nats_sink::plan(std::span<const batch_ptr> batches) {
                 cur.count = 0;
             }
             if (cur.count == 0) {
+                cur.batch = static_cast<uint32_t>(bi);
                 cur.first = static_cast<uint32_t>(i);
                 cur_bytes = 0;
             }
@@ -162,9 +172,9 @@ void nats_sink::plan(std::span<const batch_ptr> batches) {
                 cur.count = 0;
             }
         }
-        if (cur.count > 0) {
-            plan_.push_back(cur);
-        }
+    }
+    if (cur.count > 0) {
+        plan_.push_back(cur);
     }
 }
 
@@ -209,6 +219,10 @@ bool nats_sink::ensure_stream() {
         cfg.MaxBytes = static_cast<int64_t>(config_.stream_max_bytes);
         cfg.Discard = js_DiscardNew;
     }
+    if (config_.stream_max_msgs > 0) {
+        cfg.MaxMsgs = static_cast<int64_t>(config_.stream_max_msgs);
+        cfg.Discard = js_DiscardNew;
+    }
     raw = nullptr;
     code = static_cast<jsErrCode>(0);
     s = js_AddStream(&raw, js_.get(), &cfg, nullptr, &code);
@@ -228,14 +242,20 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
     const batch& b = *batches[p.batch];
     const std::string& source = source_label(b, source_names_);
     payload_.clear();
-    for (uint32_t k = p.first; k < p.first + p.count; ++k) {
-        if (k > p.first) {
+    size_t bi = p.batch;
+    size_t k = p.first;
+    for (uint32_t n = 0; n < p.count; ++n, ++k) {
+        while (k >= batches[bi]->event_count()) {  // on into the next batch (plan())
+            ++bi;
+            k = 0;
+        }
+        if (n > 0) {
             payload_ += '\n';
         }
         if (config_.format == nats_sink_format::json) {
-            append_event_json(payload_, b, k, source, true);
+            append_event_json(payload_, *batches[bi], k, source, true);
         } else {
-            payload_.append(b.line(k));
+            payload_.append(batches[bi]->line(k));
         }
     }
     natsMsg* msg = nullptr;
@@ -307,11 +327,13 @@ void nats_sink::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, voi
                     static_cast<double>(mono_now_ns() - self->sent_ns_[m]) / 1e9);
             } else {
                 self->outcome_[m] = outcome::failed;
+                self->failure_seen_.store(true, std::memory_order_release);
                 bump(self->publish_errors_total_);
                 if (self->first_error_.empty()) {
                     const natsStatus err = pae != nullptr ? pae->Err : NATS_ERR;
                     self->first_error_ = natsStatus_GetText(err);
-                    if (pae != nullptr && pae->ErrText != nullptr && *pae->ErrText != '\0') {
+                    if (pae != nullptr && pae->ErrText != nullptr && *pae->ErrText != '\0' &&
+                        self->first_error_ != pae->ErrText) {
                         self->first_error_ += ": ";
                         self->first_error_ += pae->ErrText;
                     }
@@ -385,10 +407,16 @@ write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
     {
         std::lock_guard lock(mutex_);
         first_error_.clear();
+        failure_seen_.store(false, std::memory_order_release);
     }
     std::string why;
     bool refused = false;
     for (size_t m = 0; m < plan_.size() && !aborted(); ++m) {
+        if (failure_seen_.load(std::memory_order_acquire)) {
+            // JetStream refused one (a full stream, no leader): the rest would most likely be
+            // refused too; wait for what is in flight and retry after the backoff.
+            break;
+        }
         const outcome before = outcome_[m];  // no handler runs for m: it is not in flight
         if (before == outcome::acked) {
             continue;
@@ -414,6 +442,7 @@ write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
     if (acked == plan_.size()) {
         return write_status::ok;
     }
+    at.done = 1 + acked;  // progress for the base's backoff (and at.done != 0: a retry)
     // The stream may have gone (deleted, recreated elsewhere): check it before the retry.
     stream_ready_ = false;
     log_failure(fmt::format("{} of {} message(s) to stream {} not acknowledged: {}",

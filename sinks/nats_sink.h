@@ -3,7 +3,7 @@
 // max_in_flight awaiting their acks, each waited for at most ack_timeout) and counts as done,
 // so the sink's cursor moves, only once JetStream has acknowledged every one of them. A message
 // is one event (json: the event with its metadata, restorable by the nats source; text: the
-// line) or, with events_per_message > 1, several whole events of one batch joined by '\n',
+// line) or, with events_per_message > 1, several whole events of one source joined by '\n',
 // marked with a `Sluice-Events` header that tells the nats source to unpack it.
 //
 // Nothing is acknowledged twice and nothing is dropped: every message carries a Nats-Msg-Id
@@ -42,6 +42,7 @@ struct nats_sink_config {
     int replicas = 1;                          // a stream the sink creates
     nats_retention retention = nats_retention::workqueue;
     uint64_t stream_max_bytes = 0;             // 0: unlimited; else the limit, discard new
+    uint64_t stream_max_msgs = 0;              // the same in messages
     std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);
     nats_sink_format format = nats_sink_format::json;
     uint32_t events_per_message = 64;
@@ -69,7 +70,8 @@ protected:
     write_status write_impl(std::span<const batch_ptr> batches) override;
 
 private:
-    // One message of the current write: `count` events of one batch from `first`.
+    // One message of the current write: `count` events from event `first` of batch `batch`,
+    // on into the following batches of the same source if need be.
     struct planned {
         uint32_t batch;
         uint32_t first;
@@ -108,6 +110,7 @@ private:
     std::vector<int64_t> sent_ns_;            // per planned message, monotonic
     std::unordered_map<natsMsg*, size_t> in_flight_;  // published, ack not in yet
     std::string first_error_;                 // of this attempt
+    std::atomic<bool> failure_seen_{false};   // this attempt: an ack reported a failure
 
     log_limiter stream_log_;
     counter messages_total_{0};

@@ -138,6 +138,7 @@ bool sink::deliver(std::span<const batch_ptr> batches) {
     const int64_t began = mono_now_ns();
     uint64_t failures = 0;
     for (;;) {
+        const resume_point before = progress_;
         const write_status status = write(batches);
         if (status == write_status::ok) {
             if (state() != sink_state::ok) {
@@ -165,6 +166,13 @@ bool sink::deliver(std::span<const batch_ptr> batches) {
             wait = retry_.failed_interval;
         } else {
             set_state(sink_state::retrying);
+            // An attempt that got further than the last one (a stream with room for some of
+            // the messages, a disk with room for some bytes) starts the backoff over: the
+            // next attempt may well get further still.
+            if (progress_.batch != before.batch || progress_.event != before.event ||
+                progress_.done != before.done) {
+                backoff = retry_.initial_backoff;
+            }
             // Full jitter on the upper half keeps several failing sinks from retrying in step.
             const auto half = backoff / 2;
             wait = half + std::chrono::nanoseconds(jitter() % (half.count() + 1));

@@ -7,7 +7,8 @@
 // `failed`, says so once, and tries again every failed_interval until it works: someone has
 // to fix something first). Either way its events stay queued. A retry of the same gathered
 // batches resumes where the failed attempt stopped: write_impl keeps its progress in
-// resume_point(), which the base clears after each good write.
+// resume_point(), which the base clears after each good write. An attempt that moved the
+// resume point starts the backoff over.
 #pragma once
 
 #include <atomic>

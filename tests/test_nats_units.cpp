@@ -142,6 +142,7 @@ stream = "OTHER"
 replicas = 3
 retention = "limits"
 stream_max_bytes = "1MiB"
+stream_max_msgs = 5000
 duplicate_window = "5m"
 format = "text"
 events_per_message = 1
@@ -165,6 +166,7 @@ ack_timeout = "2s"
     CHECK(sink.replicas == 3);
     CHECK(sink.retention == nats_retention::limits);
     CHECK(sink.stream_max_bytes == 1u << 20);
+    CHECK(sink.stream_max_msgs == 5000);
     CHECK(sink.duplicate_window == 5min);
     CHECK(sink.format == nats_sink_format::text);
     CHECK(sink.events_per_message == 1);

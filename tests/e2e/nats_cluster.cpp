@@ -55,14 +55,9 @@ std::optional<std::string> json_string(const std::string& body, const char* poin
     return std::string(value);
 }
 
-// The stream_detail entry of `stream` in a /jsz?accounts=true&streams=true body, copied out
-// as its leader and message count.
-struct stream_detail {
-    std::string leader;
-    uint64_t messages = 0;
-};
-
-std::optional<stream_detail> find_stream(const std::string& body, const std::string& stream) {
+// The stream_detail entry of `stream` in a /jsz?accounts=true&streams=true body (with
+// consumers=true and config=true, also its consumers and config), copied out.
+std::optional<nats_stream_report> find_stream(const std::string& body, const std::string& stream) {
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
     simdjson::dom::array accounts;
@@ -70,6 +65,24 @@ std::optional<stream_detail> find_stream(const std::string& body, const std::str
         doc["account_details"].get(accounts) != simdjson::SUCCESS) {
         return std::nullopt;
     }
+    auto u64 = [](simdjson::dom::element e, const char* pointer, uint64_t& out) {
+        uint64_t v = 0;
+        if (e.at_pointer(pointer).get(v) == simdjson::SUCCESS) {
+            out = v;
+        }
+    };
+    auto i64 = [](simdjson::dom::element e, const char* pointer, int64_t& out) {
+        int64_t v = 0;
+        if (e.at_pointer(pointer).get(v) == simdjson::SUCCESS) {
+            out = v;
+        }
+    };
+    auto str = [](simdjson::dom::element e, const char* pointer, std::string& out) {
+        std::string_view v;
+        if (e.at_pointer(pointer).get(v) == simdjson::SUCCESS) {
+            out = std::string(v);
+        }
+    };
     for (simdjson::dom::element account : accounts) {
         simdjson::dom::array streams;
         if (account["stream_detail"].get(streams) != simdjson::SUCCESS) {
@@ -80,20 +93,52 @@ std::optional<stream_detail> find_stream(const std::string& body, const std::str
             if (s["name"].get(name) != simdjson::SUCCESS || name != stream) {
                 continue;
             }
-            stream_detail out;
-            std::string_view leader;
-            if (s.at_pointer("/cluster/leader").get(leader) == simdjson::SUCCESS) {
-                out.leader = std::string(leader);
+            nats_stream_report out;
+            str(s, "/cluster/leader", out.leader);
+            u64(s, "/state/messages", out.messages);
+            u64(s, "/state/bytes", out.bytes);
+            u64(s, "/state/first_seq", out.first_seq);
+            u64(s, "/state/last_seq", out.last_seq);
+            u64(s, "/state/consumer_count", out.consumer_count);
+            str(s, "/config/retention", out.retention);
+            str(s, "/config/discard", out.discard);
+            str(s, "/config/storage", out.storage);
+            i64(s, "/config/max_bytes", out.max_bytes);
+            i64(s, "/config/max_msgs", out.max_msgs);
+            i64(s, "/config/num_replicas", out.replicas);
+            i64(s, "/config/duplicate_window", out.duplicate_window_ns);
+            simdjson::dom::array subjects;
+            if (s.at_pointer("/config/subjects").get(subjects) == simdjson::SUCCESS) {
+                for (simdjson::dom::element subject : subjects) {
+                    std::string_view v;
+                    if (subject.get(v) == simdjson::SUCCESS) {
+                        out.subjects.emplace_back(v);
+                    }
+                }
             }
-            uint64_t messages = 0;
-            if (s.at_pointer("/state/messages").get(messages) == simdjson::SUCCESS) {
-                out.messages = messages;
+            simdjson::dom::array consumers;
+            if (s["consumer_detail"].get(consumers) == simdjson::SUCCESS) {
+                for (simdjson::dom::element c : consumers) {
+                    nats_consumer_report r;
+                    str(c, "/name", r.name);
+                    str(c, "/cluster/leader", r.leader);
+                    u64(c, "/num_pending", r.num_pending);
+                    u64(c, "/num_ack_pending", r.num_ack_pending);
+                    u64(c, "/num_redelivered", r.num_redelivered);
+                    u64(c, "/delivered/stream_seq", r.delivered_stream_seq);
+                    u64(c, "/ack_floor/stream_seq", r.ack_floor_stream_seq);
+                    i64(c, "/config/max_ack_pending", r.max_ack_pending);
+                    i64(c, "/config/ack_wait", r.ack_wait_ns);
+                    out.consumers.push_back(std::move(r));
+                }
             }
             return out;
         }
     }
     return std::nullopt;
 }
+
+constexpr const char* jsz_streams = "/jsz?accounts=true&streams=true&consumers=true&config=true";
 
 }  // namespace
 
@@ -288,6 +333,52 @@ std::optional<uint64_t> nats_cluster::stream_messages(size_t i, const std::strin
         return std::nullopt;
     }
     return detail->messages;
+}
+
+std::optional<nats_stream_report> nats_cluster::stream_report(size_t i,
+                                                              const std::string& stream) const {
+    const auto jsz = http_get(i, jsz_streams);
+    return jsz ? find_stream(*jsz, stream) : std::nullopt;
+}
+
+std::optional<nats_stream_report> nats_cluster::leader_stream_report(const std::string& stream) {
+    const auto leader = stream_leader(stream);
+    if (!leader) {
+        return std::nullopt;
+    }
+    auto report = stream_report(*leader, stream);
+    if (!report || report->leader != server_name(*leader)) {
+        return std::nullopt;  // it lost the leadership in between
+    }
+    return report;
+}
+
+std::string nats_cluster::describe_stream(const std::string& stream) {
+    std::string out;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+        out += "\n  " + server_name(i) + ": ";
+        if (!running(i)) {
+            out += "stopped";
+            continue;
+        }
+        const auto report = stream_report(i, stream);
+        out += report ? report->describe() : "no replica of " + stream + " (or no answer)";
+    }
+    return out;
+}
+
+std::string nats_stream_report::describe() const {
+    std::ostringstream out;
+    out << "leader '" << leader << "', " << messages << " messages, " << bytes << " bytes, seq "
+        << first_seq << ".." << last_seq << ", " << retention << "/" << discard
+        << " max_bytes " << max_bytes << " max_msgs " << max_msgs << " R" << replicas;
+    for (const auto& c : consumers) {
+        out << "; consumer " << c.name << " (leader '" << c.leader << "'): pending "
+            << c.num_pending << ", ack pending " << c.num_ack_pending << ", redelivered "
+            << c.num_redelivered << ", delivered seq " << c.delivered_stream_seq
+            << ", ack floor " << c.ack_floor_stream_seq;
+    }
+    return out.str();
 }
 
 std::string nats_cluster::client_urls() const {

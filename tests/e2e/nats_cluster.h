@@ -31,6 +31,51 @@
 
 namespace e2e {
 
+// A durable consumer of a stream, as one node's /jsz?consumers=true reports it.
+struct nats_consumer_report {
+    std::string name;
+    std::string leader;  // its cluster leader, as this node knows it
+    uint64_t num_pending = 0;      // messages not yet delivered
+    uint64_t num_ack_pending = 0;  // delivered, not acknowledged yet
+    uint64_t num_redelivered = 0;
+    uint64_t delivered_stream_seq = 0;
+    uint64_t ack_floor_stream_seq = 0;
+    int64_t max_ack_pending = 0;
+    int64_t ack_wait_ns = 0;
+};
+
+// A stream as one node's replica reports it in /jsz?accounts=true&streams=true&consumers=true&
+// config=true: its state, its config and its consumers.
+struct nats_stream_report {
+    std::string leader;
+    uint64_t messages = 0;
+    uint64_t bytes = 0;
+    uint64_t first_seq = 0;
+    uint64_t last_seq = 0;
+    uint64_t consumer_count = 0;
+    // config
+    std::vector<std::string> subjects;
+    std::string retention;  // "limits", "interest", "workqueue"
+    std::string discard;    // "old", "new"
+    std::string storage;    // "file", "memory"
+    int64_t max_bytes = -1;
+    int64_t max_msgs = -1;
+    int64_t replicas = 0;
+    int64_t duplicate_window_ns = 0;
+    std::vector<nats_consumer_report> consumers;
+
+    const nats_consumer_report* consumer(const std::string& name) const {
+        for (const auto& c : consumers) {
+            if (c.name == name) {
+                return &c;
+            }
+        }
+        return nullptr;
+    }
+    // One line for failure messages.
+    std::string describe() const;
+};
+
 class nats_cluster {
 public:
     explicit nats_cluster(size_t nodes = 3);
@@ -71,6 +116,13 @@ public:
     // Messages in `stream` as node i's replica holds them; nullopt if it has no replica or
     // does not answer.
     std::optional<uint64_t> stream_messages(size_t i, const std::string& stream) const;
+    // The whole report of `stream` from node i's replica; nullopt as for stream_messages.
+    std::optional<nats_stream_report> stream_report(size_t i, const std::string& stream) const;
+    // The report of the node that leads `stream` now, read from that node (its state and its
+    // consumers' are the current ones); nullopt while there is no agreed, running leader.
+    std::optional<nats_stream_report> leader_stream_report(const std::string& stream);
+    // The reports of every running node that hosts `stream`, one line each, for failures.
+    std::string describe_stream(const std::string& stream);
 
     // GET a monitoring path of node i; nullopt when it does not answer 200.
     std::optional<std::string> http_get(size_t i, const std::string& path) const;
