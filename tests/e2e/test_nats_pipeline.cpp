@@ -28,6 +28,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "tests/e2e/fault_helpers.h"
@@ -661,11 +662,16 @@ TEST_CASE(
     const uint16_t port_web = e2e::free_port();
     // A message per event: each line is a message of its own id, the finest test of the
     // duplicate window; the stream's sequence numbers then count lines.
+    // Small queues: while the stream has no leader they fill, and the TCP sources pause.
     e2e::daemon agent_app(
-        agent_config(port_app, cluster, one_event_per_message(agent_named("app"))));
+        agent_config(port_app, cluster, one_event_per_message(agent_named("app", "2MiB"))));
     e2e::daemon agent_web(
-        agent_config(port_web, cluster, one_event_per_message(agent_named("web"))));
+        agent_config(port_web, cluster, one_event_per_message(agent_named("web", "2MiB"))));
     daemon_list all = {{"agent app", &agent_app}, {"agent web", &agent_web}};
+    auto paused_seconds = [](const e2e::daemon& agent, const std::string& source) {
+        return agent.metric(
+            fmt::format("sluice_source_backpressure_seconds_total{{source=\"{}\"}}", source));
+    };
 
     auto send_app = std::make_unique<faults::tcp_sender>(port_app, agents[0].all());
     auto send_web = std::make_unique<faults::tcp_sender>(port_web, agents[1].all());
@@ -683,6 +689,8 @@ TEST_CASE(
             return at_kill >= total / 4;
         },
         describe, 60s, 10ms);
+    const double paused_app_before = paused_seconds(agent_app, "app");
+    const double paused_web_before = paused_seconds(agent_web, "web");
     cluster.kill_node(old_leader);
     const auto killed_at = clock_type::now();
     INFO("killed " << cluster.server_name(old_leader) << " (the leader of " << stream_name
@@ -748,6 +756,17 @@ TEST_CASE(
                   "sluice_events_dropped_total{{source=\"{}\",reason=\"queue_full\"}}", source)) ==
               0);
         std::cerr << "[nats e2e] (b) agent " << source << " sink: " << sink_figures(bus) << "\n";
+    }
+    // The agents' queues filled while the stream had no leader (seconds): their sources
+    // paused, and resumed once it had one again.
+    for (const auto& [source, agent, before] :
+         {std::tuple{"app", &agent_app, paused_app_before},
+          std::tuple{"web", &agent_web, paused_web_before}}) {
+        const auto src = source_status(*agent, source);
+        INFO("agent " << source << ": " << src.json);
+        CHECK(paused_seconds(*agent, source) > before + 0.5);
+        CHECK_FALSE(src.paused);
+        CHECK(src.events_total == per_agent);
     }
     std::string states;
     for (const auto& s : sink_states) {
