@@ -241,26 +241,37 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
     const planned& p = plan_[m];
     const batch& b = *batches[p.batch];
     const std::string& source = source_label(b, source_names_);
-    payload_.clear();
-    size_t bi = p.batch;
-    size_t k = p.first;
-    for (uint32_t n = 0; n < p.count; ++n, ++k) {
-        while (k >= batches[bi]->event_count()) {  // on into the next batch (plan())
-            ++bi;
-            k = 0;
+    std::string_view data;
+    if (config_.format == nats_sink_format::text && p.first + p.count <= b.event_count()) {
+        // Text events of one batch lie back to back in its buffer as "line\n": the message is
+        // that stretch less its last '\n', copied once, by natsMsg_Create.
+        const auto& events = b.events();
+        const event_record& last = events[p.first + p.count - 1];
+        data = {b.buffer().data() + events[p.first].offset,
+                last.offset + last.length - events[p.first].offset};
+    } else {
+        payload_.clear();
+        size_t bi = p.batch;
+        size_t k = p.first;
+        for (uint32_t n = 0; n < p.count; ++n, ++k) {
+            while (k >= batches[bi]->event_count()) {  // on into the next batch (plan())
+                ++bi;
+                k = 0;
+            }
+            if (n > 0) {
+                payload_ += '\n';
+            }
+            if (config_.format == nats_sink_format::json) {
+                append_event_json(payload_, *batches[bi], k, source, true);
+            } else {
+                payload_.append(batches[bi]->line(k));
+            }
         }
-        if (n > 0) {
-            payload_ += '\n';
-        }
-        if (config_.format == nats_sink_format::json) {
-            append_event_json(payload_, *batches[bi], k, source, true);
-        } else {
-            payload_.append(batches[bi]->line(k));
-        }
+        data = payload_;
     }
     natsMsg* msg = nullptr;
-    natsStatus s = natsMsg_Create(&msg, subject_for(b).c_str(), nullptr, payload_.data(),
-                                  static_cast<int>(payload_.size()));
+    natsStatus s = natsMsg_Create(&msg, subject_for(b).c_str(), nullptr, data.data(),
+                                  static_cast<int>(data.size()));
     if (s == NATS_OK && p.count > 1) {
         s = natsMsgHeader_Set(msg, "Sluice-Events", std::to_string(p.count).c_str());
     }

@@ -283,3 +283,28 @@ TEST_CASE("a nats sink reaches a TLS server with its CA and client certificate",
     CHECK_THAT(other.last_error(), Catch::Contains("not connected"));
     CHECK(server.stream_messages("LOGS") == 1);
 }
+
+TEST_CASE("a nats sink's text messages are the lines, packed within and across batches",
+          "[nats]") {
+    nats_server server;
+    nats_sink_config c;
+    c.connection = server.connection();
+    c.format = nats_sink_format::text;
+    c.events_per_message = 4;
+    nats_sink k("bus", {}, c, {"app"});
+    wait_connected(k);
+    // 3 + 3 events of one source: messages of 4 (across the two batches) and 2.
+    REQUIRE(k.write(std::vector<batch_ptr>{batch_of_lines(0, numbered("a", 3)),
+                                           batch_of_lines(0, numbered("b", 3))}) ==
+            write_status::ok);
+    const auto msgs = read_stream(server, "logs.>", 2);
+    REQUIRE(msgs.size() == 2);
+    std::vector<std::string> payloads;
+    for (const auto& m : msgs) {
+        payloads.emplace_back(natsMsg_GetData(m.get()),
+                              static_cast<size_t>(natsMsg_GetDataLength(m.get())));
+    }
+    CHECK(payloads == std::vector<std::string>{"a line 0\na line 1\na line 2\nb line 0",
+                                               "b line 1\nb line 2"});
+    CHECK(header(msgs[0].get(), "Sluice-Events") == "4");
+}
