@@ -280,10 +280,12 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
         why = nats_error_text(s);
         return false;
     }
-    const std::string id = fmt::format("{}-{}-{}", run_id_, write_number_, m);
+    char id[64];  // "{run}-{write}-{index}": 16 + 2 + up to 20 + 20 characters
+    const auto end = fmt::format_to_n(id, sizeof id - 1, "{}-{}-{}", run_id_, write_number_, m);
+    *end.out = '\0';
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MsgId = id.c_str();
+    po.MsgId = id;
     po.MaxWait = duration_cast<milliseconds>(config_.ack_timeout).count();
     natsMsg* const key = msg;
     {
@@ -404,6 +406,7 @@ write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
         ++write_number_;
         plan(batches);
         std::lock_guard lock(mutex_);
+        in_flight_.reserve(std::min<size_t>(plan_.size(), config_.max_in_flight) + 1);
         outcome_.assign(plan_.size(), outcome::none);
         sent_ns_.assign(plan_.size(), 0);
         at.done = 1;
