@@ -348,7 +348,6 @@ void nats_source::decode(natsMsgList& list, fetched& out) {
         const char* packed = nullptr;
         const bool split = config_.framing == message_framing::newline ||
                            natsMsgHeader_Get(msg, "Sluice-Events", &packed) == NATS_OK;
-        const size_t batches_before = out.batches.size();
         if (split) {
             size_t at = 0;
             while (at < data.size()) {
@@ -375,7 +374,6 @@ void nats_source::decode(natsMsgList& list, fetched& out) {
         } else {
             orphans.replies.push_back(std::move(r));
         }
-        (void)batches_before;
     }
     seal();
     bump(counters_.bytes_total, bytes);

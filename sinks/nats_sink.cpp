@@ -293,7 +293,6 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
         in_flight_.emplace(key, m);
         outcome_[m] = outcome::pending;
         sent_ns_[m] = mono_now_ns();
-        in_flight_count_.fetch_add(1, std::memory_order_relaxed);
     }
     for (;;) {
         s = js_PublishMsgAsync(js_.get(), &msg, &po);
@@ -310,9 +309,7 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
     }
     {
         std::lock_guard lock(mutex_);
-        if (in_flight_.erase(key) > 0) {
-            in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
-        }
+        in_flight_.erase(key);
         outcome_[m] = outcome::failed;
     }
     natsMsg_Destroy(msg);
@@ -329,7 +326,6 @@ void nats_sink::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, voi
         if (it != self->in_flight_.end()) {
             const size_t m = it->second;
             self->in_flight_.erase(it);
-            self->in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
             if (pa != nullptr) {
                 self->outcome_[m] = outcome::acked;
                 bump(self->acks_total_);
@@ -373,28 +369,25 @@ void nats_sink::wait_for_acks() {
     // as failed; an ack that comes in later finds nothing and is dropped by nats.c.
     lock.unlock();
     natsMsgList pending{nullptr, 0};
-    if (js_PublishAsyncGetPendingList(&pending, js_.get()) == NATS_OK) {
-        lock.lock();
-        for (int i = 0; i < pending.Count; ++i) {
-            const auto it = in_flight_.find(pending.Msgs[i]);
-            if (it != in_flight_.end()) {
-                outcome_[it->second] = outcome::failed;
-                in_flight_.erase(it);
-                in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
-            }
+    const bool taken = js_PublishAsyncGetPendingList(&pending, js_.get()) == NATS_OK;
+    lock.lock();
+    for (int i = 0; taken && i < pending.Count; ++i) {
+        const auto it = in_flight_.find(pending.Msgs[i]);
+        if (it != in_flight_.end()) {
+            outcome_[it->second] = outcome::failed;
+            in_flight_.erase(it);
         }
-        if (first_error_.empty()) {
-            first_error_ = "no acknowledgement within ack_timeout";
-        }
-        lock.unlock();
-        natsMsgList_Destroy(&pending);
-        lock.lock();
-    } else {
-        lock.lock();
+    }
+    if (first_error_.empty()) {
+        first_error_ = "no acknowledgement within ack_timeout";
     }
     // Any left are in a handler right now: it reports them in a moment.
     while (!in_flight_.empty()) {
         acked_cv_.wait_for(lock, wait_slice);
+    }
+    lock.unlock();
+    if (taken) {
+        natsMsgList_Destroy(&pending);
     }
 }
 
@@ -468,10 +461,15 @@ write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
     return write_status::retry;
 }
 
+size_t nats_sink::in_flight() const {
+    std::lock_guard lock(mutex_);
+    return in_flight_.size();
+}
+
 void nats_sink::kind_metrics(std::vector<kind_metric>& out) const {
     out.push_back({"sluice_nats_sink_in_flight", "in_flight", "gauge",
                    "Messages published and not acknowledged yet.",
-                   static_cast<double>(in_flight_count_.load(std::memory_order_relaxed))});
+                   static_cast<double>(in_flight())});
     out.push_back({"sluice_nats_sink_messages_total", "messages_total", "counter",
                    "Messages handed to JetStream, resent ones included.",
                    static_cast<double>(read(messages_total_))});

@@ -89,6 +89,8 @@ private:
     // nats.c still holds (a lost connection) as failed.
     void wait_for_acks();
     const std::string& subject_for(const batch& b);
+    // Any thread: published messages whose ack has not come in.
+    size_t in_flight() const;
 
     static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
 
@@ -104,7 +106,7 @@ private:
     uint64_t write_number_ = 0;
     std::vector<planned> plan_;
     std::string payload_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::condition_variable acked_cv_;
     std::vector<outcome> outcome_;            // per planned message
     std::vector<int64_t> sent_ns_;            // per planned message, monotonic
@@ -118,7 +120,6 @@ private:
     counter duplicates_total_{0};
     counter resent_total_{0};
     counter publish_errors_total_{0};
-    std::atomic<uint64_t> in_flight_count_{0};
     duration_histogram ack_latency_;
 };
 
