@@ -133,8 +133,9 @@ const std::string& nats_sink::subject_for(const batch& b) {
     return it->second;
 }
 
-void nats_sink::plan(std::span<const batch_ptr> batches) {
-    plan_.clear();
+void nats_sink::plan(std::span<const batch_ptr> batches, write_state& w) {
+    std::vector<planned>& out = w.plan;
+    out.clear();
     const bool json = config_.format == nats_sink_format::json;
     planned cur{0, 0, 0};
     size_t cur_bytes = 0;
@@ -145,7 +146,7 @@ void nats_sink::plan(std::span<const batch_ptr> batches) {
         // same source): batches are small when the sources trickle or are paused.
         const std::string* source = &source_label(b, source_names_);
         if (cur.count > 0 && *source != *cur_source) {
-            plan_.push_back(cur);
+            out.push_back(cur);
             cur.count = 0;
         }
         cur_source = source;
@@ -157,7 +158,7 @@ void nats_sink::plan(std::span<const batch_ptr> batches) {
             const size_t estimate = json ? 2 * line.size() + 256 : line.size() + 1;
             if (cur.count > 0 && (alone || cur.count >= config_.events_per_message ||
                                   cur_bytes + estimate > packed_target_bytes)) {
-                plan_.push_back(cur);
+                out.push_back(cur);
                 cur.count = 0;
             }
             if (cur.count == 0) {
@@ -168,13 +169,13 @@ void nats_sink::plan(std::span<const batch_ptr> batches) {
             ++cur.count;
             cur_bytes += estimate;
             if (alone) {
-                plan_.push_back(cur);
+                out.push_back(cur);
                 cur.count = 0;
             }
         }
     }
     if (cur.count > 0) {
-        plan_.push_back(cur);
+        out.push_back(cur);
     }
 }
 
@@ -237,8 +238,10 @@ bool nats_sink::ensure_stream() {
     return true;
 }
 
-bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::string& why) {
-    const planned& p = plan_[m];
+bool nats_sink::publish(std::span<const batch_ptr> batches, size_t slot, size_t m,
+                        std::string& why) {
+    write_state& w = writes_[slot];
+    const planned& p = w.plan[m];
     const batch& b = *batches[p.batch];
     const std::string& source = source_label(b, source_names_);
     std::string_view data;
@@ -281,7 +284,7 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
         return false;
     }
     char id[64];  // "{run}-{write}-{index}": 16 + 2 + up to 20 + 20 characters
-    const auto end = fmt::format_to_n(id, sizeof id - 1, "{}-{}-{}", run_id_, write_number_, m);
+    const auto end = fmt::format_to_n(id, sizeof id - 1, "{}-{}-{}", run_id_, w.number, m);
     *end.out = '\0';
     jsPubOptions po;
     jsPubOptions_Init(&po);
@@ -290,9 +293,10 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
     natsMsg* const key = msg;
     {
         std::lock_guard lock(mutex_);
-        in_flight_.emplace(key, m);
-        outcome_[m] = outcome::pending;
-        sent_ns_[m] = mono_now_ns();
+        in_flight_.emplace(key, std::pair{slot, m});
+        w.outcomes[m] = outcome::pending;
+        w.sent_ns[m] = mono_now_ns();
+        ++w.in_flight;
     }
     for (;;) {
         s = js_PublishMsgAsync(js_.get(), &msg, &po);
@@ -310,7 +314,8 @@ bool nats_sink::publish(std::span<const batch_ptr> batches, size_t m, std::strin
     {
         std::lock_guard lock(mutex_);
         in_flight_.erase(key);
-        outcome_[m] = outcome::failed;
+        w.outcomes[m] = outcome::failed;
+        --w.in_flight;
     }
     natsMsg_Destroy(msg);
     bump(publish_errors_total_);
@@ -324,31 +329,32 @@ void nats_sink::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, voi
         std::lock_guard lock(self->mutex_);
         const auto it = self->in_flight_.find(msg);
         if (it != self->in_flight_.end()) {
-            const size_t m = it->second;
+            write_state& w = self->writes_[it->second.first];
+            const size_t m = it->second.second;
             self->in_flight_.erase(it);
             if (pa != nullptr) {
-                self->outcome_[m] = outcome::acked;
+                w.outcomes[m] = outcome::acked;
                 bump(self->acks_total_);
                 if (pa->Duplicate) {
                     bump(self->duplicates_total_);
                 }
-                self->ack_latency_.observe(
-                    static_cast<double>(mono_now_ns() - self->sent_ns_[m]) / 1e9);
+                self->ack_latency_.observe(static_cast<double>(mono_now_ns() - w.sent_ns[m]) /
+                                           1e9);
             } else {
-                self->outcome_[m] = outcome::failed;
+                w.outcomes[m] = outcome::failed;
                 self->failure_seen_.store(true, std::memory_order_release);
                 bump(self->publish_errors_total_);
-                if (self->first_error_.empty()) {
+                if (w.first_error.empty()) {
                     const natsStatus err = pae != nullptr ? pae->Err : NATS_ERR;
-                    self->first_error_ = natsStatus_GetText(err);
+                    w.first_error = natsStatus_GetText(err);
                     if (pae != nullptr && pae->ErrText != nullptr && *pae->ErrText != '\0' &&
-                        self->first_error_ != pae->ErrText) {
-                        self->first_error_ += ": ";
-                        self->first_error_ += pae->ErrText;
+                        w.first_error != pae->ErrText) {
+                        w.first_error += ": ";
+                        w.first_error += pae->ErrText;
                     }
                 }
             }
-            if (self->in_flight_.empty()) {
+            if (--w.in_flight == 0) {
                 self->acked_cv_.notify_all();
             }
         }
@@ -356,17 +362,19 @@ void nats_sink::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, voi
     natsMsg_Destroy(msg);
 }
 
-void nats_sink::wait_for_acks() {
+void nats_sink::wait_for_acks(size_t slot) {
+    write_state& w = writes_[slot];
     std::unique_lock lock(mutex_);
     const auto deadline = std::chrono::steady_clock::now() + config_.ack_timeout + ack_grace;
-    while (!in_flight_.empty() && !aborted() && std::chrono::steady_clock::now() < deadline) {
+    while (w.in_flight != 0 && !aborted() && std::chrono::steady_clock::now() < deadline) {
         acked_cv_.wait_for(lock, wait_slice);
     }
-    if (in_flight_.empty()) {
+    if (w.in_flight == 0) {
         return;
     }
     // nats.c still holds them (aborted, or no ack and no timeout came back): take them back
-    // as failed; an ack that comes in later finds nothing and is dropped by nats.c.
+    // as failed, the other write's too (nats.c hands back all it holds); an ack that comes in
+    // later finds nothing and is dropped by nats.c.
     lock.unlock();
     natsMsgList pending{nullptr, 0};
     const bool taken = js_PublishAsyncGetPendingList(&pending, js_.get()) == NATS_OK;
@@ -374,15 +382,17 @@ void nats_sink::wait_for_acks() {
     for (int i = 0; taken && i < pending.Count; ++i) {
         const auto it = in_flight_.find(pending.Msgs[i]);
         if (it != in_flight_.end()) {
-            outcome_[it->second] = outcome::failed;
+            write_state& of = writes_[it->second.first];
+            of.outcomes[it->second.second] = outcome::failed;
+            --of.in_flight;
+            if (of.first_error.empty()) {
+                of.first_error = "no acknowledgement within ack_timeout";
+            }
             in_flight_.erase(it);
         }
     }
-    if (first_error_.empty()) {
-        first_error_ = "no acknowledgement within ack_timeout";
-    }
     // Any left are in a handler right now: it reports them in a moment.
-    while (!in_flight_.empty()) {
+    while (w.in_flight != 0) {
         acked_cv_.wait_for(lock, wait_slice);
     }
     lock.unlock();
@@ -391,71 +401,108 @@ void nats_sink::wait_for_acks() {
     }
 }
 
-write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
-    resume_point& at = progress();
-    if (at.done == 0) {
-        // New batches (the base clears the progress after each good write): a new write
-        // number, so the message ids are new; a retry of these batches keeps them.
-        ++write_number_;
-        plan(batches);
-        std::lock_guard lock(mutex_);
-        in_flight_.reserve(std::min<size_t>(plan_.size(), config_.max_in_flight) + 1);
-        outcome_.assign(plan_.size(), outcome::none);
-        sent_ns_.assign(plan_.size(), 0);
-        at.done = 1;
-    }
+bool nats_sink::send(std::span<const batch_ptr> batches, size_t slot, std::string& why) {
+    write_state& w = writes_[slot];
     if (!client_.connected()) {
-        log_failure("not connected to any NATS server");
-        return write_status::retry;
+        why = "not connected to any NATS server";
+        return false;
     }
     if (!ensure_stream()) {
-        return write_status::retry;
+        why = "stream " + config_.stream + " not ready";
+        return false;
     }
     {
         std::lock_guard lock(mutex_);
-        first_error_.clear();
+        w.first_error.clear();
         failure_seen_.store(false, std::memory_order_release);
     }
-    std::string why;
-    bool refused = false;
-    for (size_t m = 0; m < plan_.size() && !aborted(); ++m) {
+    for (size_t m = 0; m < w.plan.size() && !aborted(); ++m) {
         if (failure_seen_.load(std::memory_order_acquire)) {
             // JetStream refused one (a full stream, no leader): the rest would most likely be
-            // refused too; wait for what is in flight and retry after the backoff.
+            // refused too; finish_impl waits for what is in flight and the base retries after
+            // its backoff.
             break;
         }
-        const outcome before = outcome_[m];  // no handler runs for m: it is not in flight
-        if (before == outcome::acked) {
+        outcome before;
+        {
+            std::lock_guard lock(mutex_);
+            before = w.outcomes[m];
+        }
+        if (before == outcome::acked || before == outcome::pending) {
             continue;
         }
         if (before != outcome::none) {
             bump(resent_total_);
         }
-        if (!publish(batches, m, why)) {
-            refused = true;
-            break;  // the connection is gone, or the message is too large: do not go on
+        if (!publish(batches, slot, m, why)) {
+            return false;  // the connection is gone, or the message is too large: do not go on
         }
     }
-    wait_for_acks();
+    return true;
+}
+
+write_status nats_sink::write_impl(std::span<const batch_ptr> batches) {
+    const size_t slot = write_slot();
+    write_state& w = writes_[slot];
+    resume_point& at = progress();
+    if (at.done == 0) {
+        // New batches (the base clears the progress after each good write): a new write
+        // number, so the message ids are new; a retry of these batches keeps them.
+        w.number = ++write_number_;
+        w.finishing = false;
+        plan(batches, w);
+        std::lock_guard lock(mutex_);
+        in_flight_.reserve(in_flight_.size() + std::min<size_t>(w.plan.size(),
+                                                                config_.max_in_flight) + 1);
+        w.outcomes.assign(w.plan.size(), outcome::none);
+        w.sent_ns.assign(w.plan.size(), 0);
+        w.in_flight = 0;
+        at.done = 1;
+    }
+    std::string why;
+    if (send(batches, slot, why)) {
+        return write_status::ok;  // out; finish_impl waits for the acknowledgements
+    }
+    wait_for_acks(slot);
+    return outcome_of(slot, why);
+}
+
+write_status nats_sink::finish_impl(std::span<const batch_ptr> batches) {
+    const size_t slot = write_slot();
+    write_state& w = writes_[slot];
+    std::string why;
+    // A retry (the last wait ended with messages not acknowledged): send them again first.
+    const bool retry = w.finishing;
+    w.finishing = true;
+    if (retry && !send(batches, slot, why)) {
+        wait_for_acks(slot);
+        return outcome_of(slot, why);
+    }
+    wait_for_acks(slot);
+    return outcome_of(slot, {});
+}
+
+write_status nats_sink::outcome_of(size_t slot, const std::string& refused) {
+    write_state& w = writes_[slot];
     size_t acked = 0;
     std::string error;
     {
         std::lock_guard lock(mutex_);
-        for (outcome o : outcome_) {
+        for (outcome o : w.outcomes) {
             acked += o == outcome::acked ? 1 : 0;
         }
-        error = refused ? why : first_error_;
+        error = refused.empty() ? w.first_error : refused;
     }
-    if (acked == plan_.size()) {
+    if (acked == w.plan.size()) {
         return write_status::ok;
     }
-    at.done = 1 + acked;  // progress for the base's backoff (and at.done != 0: a retry)
+    progress().done = 1 + acked;  // progress for the base's backoff (and done != 0: a retry)
     // The stream may have gone (deleted, recreated elsewhere): check it before the retry.
     stream_ready_ = false;
     log_failure(fmt::format("{} of {} message(s) to stream {} not acknowledged: {}",
-                            plan_.size() - acked, plan_.size(), config_.stream,
+                            w.plan.size() - acked, w.plan.size(), config_.stream,
                             error.empty() ? "aborted" : error));
-    if (refused && why.find(natsStatus_GetText(NATS_MAX_PAYLOAD)) != std::string::npos) {
+    if (!refused.empty() && refused.find(natsStatus_GetText(NATS_MAX_PAYLOAD)) != std::string::npos) {
         return write_status::permanent;  // an event larger than the server takes
     }
     return write_status::retry;

@@ -14,8 +14,12 @@
 // retries with backoff while the queue fills and pushes back on the sources. The stream is
 // created when missing (replicas, file storage, the duplicate window, its retention and size).
 //
-// Threads: write_impl runs on the sink's thread; nats.c calls the ack handler on its own
-// thread, which records the result under a mutex and wakes the writer.
+// Pipelined (see sinks/sink.h): a write's messages are sent, then the next write's, while the
+// acknowledgements of the first come in; the base finishes a write, and moves the cursor past
+// it, once every one of its messages is acknowledged.
+//
+// Threads: write_impl and finish_impl run on the sink's thread; nats.c calls the ack handler on
+// its own thread, which records the result under a mutex and wakes the writer.
 #pragma once
 
 #include <chrono>
@@ -67,7 +71,13 @@ public:
     void kind_metrics(std::vector<kind_metric>& out) const override;
 
 protected:
+    // Sends the write's messages (a retry: those not acknowledged and not in flight).
     write_status write_impl(std::span<const batch_ptr> batches) override;
+    // Waits for the write's acknowledgements (a retry: sends again what was not acknowledged
+    // first); ok once JetStream acknowledged every message.
+    write_status finish_impl(std::span<const batch_ptr> batches) override;
+    // The next write is sent while this one's acknowledgements come in.
+    bool pipelined() const override { return true; }
 
 private:
     // One message of the current write: `count` events from event `first` of batch `batch`,
@@ -78,16 +88,32 @@ private:
         uint32_t count;
     };
     enum class outcome : uint8_t { none, pending, acked, failed };
+    // One of the two outstanding writes (the base's write slots).
+    struct write_state {
+        uint64_t number = 0;                // in the message ids
+        std::vector<planned> plan;          // sink thread
+        bool finishing = false;             // sink thread: finish_impl ran for it
+        std::vector<outcome> outcomes;      // per planned message; mutex_
+        std::vector<int64_t> sent_ns;       // per planned message, monotonic; mutex_
+        size_t in_flight = 0;               // its messages awaiting an ack; mutex_
+        std::string first_error;            // of this attempt; mutex_
+    };
 
     // Splits the gathered batches into messages (a new write only).
-    void plan(std::span<const batch_ptr> batches);
+    void plan(std::span<const batch_ptr> batches, write_state& w);
     // The stream exists (created if not); false, with the reason logged, if not known yet.
     bool ensure_stream();
-    // Publishes message `m`; false if nats.c refused it (the reason in `why`).
-    bool publish(std::span<const batch_ptr> batches, size_t m, std::string& why);
-    // Waits until no publish of this write awaits its ack, or aborts; then takes back what
+    // Publishes every message of slot `slot` that is neither acknowledged nor in flight;
+    // false if nats.c refused one (the reason in `why`), or not connected.
+    bool send(std::span<const batch_ptr> batches, size_t slot, std::string& why);
+    // Publishes message `m` of slot `slot`; false if nats.c refused it (the reason in `why`).
+    bool publish(std::span<const batch_ptr> batches, size_t slot, size_t m, std::string& why);
+    // Waits until no message of slot `slot` awaits its ack, or aborts; then takes back what
     // nats.c still holds (a lost connection) as failed.
-    void wait_for_acks();
+    void wait_for_acks(size_t slot);
+    // After wait_for_acks: ok if every message of the slot's write is acknowledged; else the
+    // failure logged (`refused`: why nats.c refused a publish, if it did).
+    write_status outcome_of(size_t slot, const std::string& refused);
     const std::string& subject_for(const batch& b);
     // Any thread: published messages whose ack has not come in.
     size_t in_flight() const;
@@ -102,17 +128,15 @@ private:
     bool stream_ready_ = false;
     std::unordered_map<std::string, std::string> subjects_;  // source name -> subject
 
-    // The current write (sink thread), and what the ack handler reports of it (mutex_).
+    // The outstanding writes (sink thread), and what the ack handler reports of them (mutex_).
     uint64_t write_number_ = 0;
-    std::vector<planned> plan_;
+    write_state writes_[2];
     std::string payload_;
     mutable std::mutex mutex_;
     std::condition_variable acked_cv_;
-    std::vector<outcome> outcome_;            // per planned message
-    std::vector<int64_t> sent_ns_;            // per planned message, monotonic
-    std::unordered_map<natsMsg*, size_t> in_flight_;  // published, ack not in yet
-    std::string first_error_;                 // of this attempt
-    std::atomic<bool> failure_seen_{false};   // this attempt: an ack reported a failure
+    // Published, ack not in yet: the message's slot and place in its write.
+    std::unordered_map<natsMsg*, std::pair<size_t, size_t>> in_flight_;
+    std::atomic<bool> failure_seen_{false};   // since the last send began: an ack failed
 
     log_limiter stream_log_;
     counter messages_total_{0};

@@ -84,13 +84,25 @@ void sink::log_failure(const std::string& what) {
 }
 
 write_status sink::write(std::span<const batch_ptr> batches) {
+    write_status status = attempt(batches, false);
+    if (status == write_status::ok && pipelined()) {
+        status = attempt(batches, true);
+    }
+    return status;
+}
+
+write_status sink::attempt(std::span<const batch_ptr> batches, bool finish) {
     const int64_t start = mono_now_ns();
+    resume_point& at = progress();
+    if (!finish && at.at_start()) {
+        began_ns_[slot_] = start;  // a new write (or a retry that had got nowhere yet)
+    }
     write_status status;
     try {
-        if (reopen_.exchange(false, std::memory_order_acq_rel)) {
+        if (!finish && reopen_.exchange(false, std::memory_order_acq_rel)) {
             reopen_impl();
         }
-        status = write_impl(batches);
+        status = finish ? finish_impl(batches) : write_impl(batches);
         exceptions_in_row_ = 0;
     } catch (const std::exception& e) {
         log_failure(std::string("write failed: ") + e.what());
@@ -105,23 +117,26 @@ write_status sink::write(std::span<const batch_ptr> batches) {
     if (exceptions_in_row_ >= retry_.exception_limit) {
         status = write_status::permanent;
     }
-    if (status == write_status::ok) {
-        progress_ = {};
-        uint64_t events = 0;
-        for (const auto& b : batches) {
-            events += b->event_count();
-        }
-        bump(counters_.events_total, events);
-        bump(counters_.batches_total);
-        counters_.batch_duration.observe(static_cast<double>(mono_now_ns() - start) / 1e9);
-        const int64_t written_ns = unix_now_ns();
-        for (const auto& b : batches) {
-            counters_.latency.observe(
-                static_cast<double>(std::max<int64_t>(written_ns - b->received_ns, 0)) / 1e9,
-                b->event_count());
-        }
-    } else {
+    if (status != write_status::ok) {
         bump(counters_.errors_total);
+        return status;
+    }
+    if (finish != pipelined()) {
+        return status;  // sent; finish_impl says when it is written
+    }
+    at = {};
+    uint64_t events = 0;
+    for (const auto& b : batches) {
+        events += b->event_count();
+    }
+    bump(counters_.events_total, events);
+    bump(counters_.batches_total);
+    counters_.batch_duration.observe(static_cast<double>(mono_now_ns() - began_ns_[slot_]) / 1e9);
+    const int64_t written_ns = unix_now_ns();
+    for (const auto& b : batches) {
+        counters_.latency.observe(
+            static_cast<double>(std::max<int64_t>(written_ns - b->received_ns, 0)) / 1e9,
+            b->event_count());
     }
     return status;
 }
@@ -132,14 +147,15 @@ bool sink::sleep_unless_aborted(std::chrono::nanoseconds d) {
                                [this] { return aborted_.load(std::memory_order_acquire); });
 }
 
-bool sink::deliver(std::span<const batch_ptr> batches) {
+bool sink::deliver(std::span<const batch_ptr> batches, bool finish,
+                   const std::function<bool()>& on_first_failure) {
     auto backoff = retry_.initial_backoff;
     std::minstd_rand jitter(static_cast<uint32_t>(mono_now_ns()));
     const int64_t began = mono_now_ns();
     uint64_t failures = 0;
     for (;;) {
-        const resume_point before = progress_;
-        const write_status status = write(batches);
+        const resume_point before = progress();
+        const write_status status = attempt(batches, finish);
         if (status == write_status::ok) {
             if (state() != sink_state::ok) {
                 spdlog::info("Sink {} is writing again, after {} failed attempts in {:.1f} s.",
@@ -153,7 +169,9 @@ bool sink::deliver(std::span<const batch_ptr> batches) {
             }
             return true;
         }
-        ++failures;
+        if (++failures == 1 && on_first_failure && !on_first_failure()) {
+            return false;
+        }
         std::chrono::nanoseconds wait{};
         if (status == write_status::permanent) {
             if (!failed()) {
@@ -169,8 +187,9 @@ bool sink::deliver(std::span<const batch_ptr> batches) {
             // An attempt that got further than the last one (a stream with room for some of
             // the messages, a disk with room for some bytes) starts the backoff over: the
             // next attempt may well get further still.
-            if (progress_.batch != before.batch || progress_.event != before.event ||
-                progress_.done != before.done) {
+            const resume_point& now = progress();
+            if (now.batch != before.batch || now.event != before.event ||
+                now.done != before.done) {
                 backoff = retry_.initial_backoff;
             }
             // Full jitter on the upper half keeps several failing sinks from retrying in step.
@@ -193,18 +212,49 @@ void sink::run() {
     uint64_t pending_bytes = 0;
     clock::time_point flush_at = clock::time_point::max();
     bool closed = false;
-    // A sink never takes more than half the queue into one write: what it holds cannot be
-    // evicted, so a larger share would leave drop_oldest nothing to make room with.
+    const bool pipelining = pipelined();
+    // A pipelined sink's sent, unfinished write: its batches and the cursor past them.
+    constexpr size_t none = 2;
+    size_t outstanding = none;
+    std::vector<batch_ptr> sent[2];
+    uint64_t sent_cursor[2] = {0, 0};
+    const auto finish_outstanding = [&] {
+        slot_ = outstanding;
+        if (!deliver(sent[outstanding], true)) {
+            return false;
+        }
+        queue_->commit(id_, sent_cursor[outstanding]);
+        sent[outstanding].clear();
+        outstanding = none;
+        return true;
+    };
+    // A sink never takes more than half the queue into its writes: what it holds cannot be
+    // evicted, so a larger share would leave drop_oldest nothing to make room with. A
+    // pipelined sink holds two writes.
     const auto& limits = queue_->config();
+    const uint64_t share = pipelining ? 4 : 2;
     const uint64_t max_events = std::max<uint64_t>(
-        1, std::min(batch_.max_events, limits.max_events / 2));
+        1, std::min(batch_.max_events, limits.max_events / share));
     const uint64_t max_bytes =
-        std::max<uint64_t>(1, std::min(batch_.max_bytes, limits.max_bytes / 2));
+        std::max<uint64_t>(1, std::min(batch_.max_bytes, limits.max_bytes / share));
+    // A write given up on (aborted while it was being delivered) leaves what failed attempts
+    // made of it for abandon_impl to undo.
+    bool gave_up = false;
     while (!aborted_.load(std::memory_order_acquire)) {
         const size_t before = pending.size();
-        const read_result r = queue_->read_until(id_, cursor, flush_at, pending,
-                                                 max_events - pending_events,
+        // With a write outstanding and nothing gathered, only look: if nothing more is queued,
+        // finish that write now rather than after the next one's linger.
+        const bool look = outstanding != none && pending.empty();
+        const read_result r = queue_->read_until(id_, cursor, look ? clock::now() : flush_at,
+                                                 pending, max_events - pending_events,
                                                  max_bytes - pending_bytes);
+        if (look && r == read_result::timeout) {
+            if (!finish_outstanding()) {
+                gave_up = true;
+                break;
+            }
+            continue;
+        }
         if (r == read_result::ok) {
             for (size_t i = before; i < pending.size(); ++i) {
                 pending_events += pending[i]->event_count();
@@ -222,23 +272,53 @@ void sink::run() {
         if (!due) {
             continue;
         }
-        if (!pending.empty()) {
-            if (!deliver(pending)) {
-                abandon_impl();
+        if (!pending.empty() && pipelining) {
+            // Send this write, then finish the one before it: its acknowledgements came in
+            // while this one was gathered and sent.
+            const size_t s = outstanding == 0 ? 1 : 0;
+            sent[s] = std::move(pending);
+            sent_cursor[s] = cursor;
+            slot_ = s;
+            // If this one cannot be sent, the one before it is finished first: it need not
+            // wait for the retries (nor be lost to an abort while they go on).
+            const auto finish_before = [&] {
+                const bool done = outstanding == none || finish_outstanding();
+                slot_ = s;
+                return done;
+            };
+            if (!deliver(sent[s], false, finish_before) ||
+                (outstanding != none && !finish_outstanding())) {
+                gave_up = true;
+                break;
+            }
+            outstanding = s;
+        } else if (!pending.empty()) {
+            if (!deliver(pending, false)) {
+                gave_up = true;
                 break;
             }
             queue_->commit(id_, cursor);
-            pending.clear();
-            pending_events = 0;
-            pending_bytes = 0;
-        } else if (cursor != 0) {
-            // Nothing of ours, but skipped entries of other sources still count as passed.
-            queue_->commit(id_, cursor);
+        } else {
+            if (outstanding != none && !finish_outstanding()) {
+                gave_up = true;
+                break;
+            }
+            if (cursor != 0) {
+                // Nothing of ours, but skipped entries of other sources still count as passed.
+                queue_->commit(id_, cursor);
+            }
         }
+        pending.clear();
+        pending_events = 0;
+        pending_bytes = 0;
         flush_at = clock::time_point::max();
         if (closed) {
+            gave_up = outstanding != none && !finish_outstanding();
             break;
         }
+    }
+    if (gave_up) {
+        abandon_impl();
     }
     finished_.store(true, std::memory_order_release);
 }

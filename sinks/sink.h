@@ -9,11 +9,22 @@
 // batches resumes where the failed attempt stopped: write_impl keeps its progress in
 // resume_point(), which the base clears after each good write. An attempt that moved the
 // resume point starts the backoff over.
+//
+// Pipelining, for a sink whose writes a server acknowledges later (nats): such a sink returns
+// true from pipelined(), and a write then has two steps. write_impl sends (ok: everything is
+// out) and finish_impl waits until the server has acknowledged all of it (ok: durable). The
+// base starts the next write before it finishes the previous one, so one write's wait for its
+// acknowledgements overlaps the next one's gathering and sending; at most two writes are
+// outstanding, each with its own resume point (progress() and write_slot() name the one the
+// call is about), and the cursor still moves in order, past a write only once it is finished.
+// A failed finish_impl is retried like a failed write: it sends again what was not
+// acknowledged and waits again.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -109,13 +120,21 @@ public:
     virtual void kind_metrics(std::vector<kind_metric>& out) const { (void)out; }
 
     // Sink thread (or a test driving the sink directly): one write attempt with timing,
-    // counting and the exception boundary. An exception counts as `retry`, until
-    // exception_limit of them in a row make it `permanent`. After `ok` the resume point is
-    // cleared: the next call is for new batches.
+    // counting and the exception boundary (a pipelined sink's send and finish, one after the
+    // other). An exception counts as `retry`, until exception_limit of them in a row make it
+    // `permanent`. After `ok` the resume point is cleared: the next call is for new batches.
     write_status write(std::span<const batch_ptr> batches);
 
 protected:
     virtual write_status write_impl(std::span<const batch_ptr> batches) = 0;
+    // Pipelined sinks (see above): true to have writes finished by finish_impl, after the
+    // next write was sent. Constant for the sink's life.
+    virtual bool pipelined() const { return false; }
+    // Pipelined sinks: waits until the write that write_impl sent for `batches` is durable.
+    virtual write_status finish_impl(std::span<const batch_ptr> batches) {
+        (void)batches;
+        return write_status::ok;
+    }
     virtual void reopen_impl() {}
     // Sink thread: the sink ends (aborted: shutdown timeout) with the gathered batches not
     // all written. Undo what failed attempts left of them (a cut line), so that exactly the
@@ -130,12 +149,19 @@ protected:
     // sink is failed (that was said once). Sink thread only.
     void log_failure(const std::string& what);
     // Sink thread: the progress of the current gathered batches (see resume_point).
-    resume_point& progress() { return progress_; }
+    resume_point& progress() { return progress_[slot_]; }
+    // Sink thread: which of the (pipelined: two) outstanding writes a call is about, 0 or 1.
+    size_t write_slot() const { return slot_; }
 
 private:
     void run();
-    // Writes until ok; false if aborted. Sink thread.
-    bool deliver(std::span<const batch_ptr> batches);
+    // One attempt at a write's send (finish = false) or finish step, with the exception
+    // boundary; counts the write once its last step is ok. Sink thread.
+    write_status attempt(std::span<const batch_ptr> batches, bool finish);
+    // Attempts the step until ok; false if aborted. After the first failed attempt, before
+    // any backoff, calls `on_first_failure` (if given; false from it: aborted). Sink thread.
+    bool deliver(std::span<const batch_ptr> batches, bool finish,
+                 const std::function<bool()>& on_first_failure = {});
     void set_state(sink_state s);
     // Sleeps `d` unless aborted first; false if aborted.
     bool sleep_unless_aborted(std::chrono::nanoseconds d);
@@ -149,7 +175,9 @@ private:
     std::atomic<bool> aborted_{false};
     std::atomic<bool> finished_{false};
     std::atomic<sink_state> state_{sink_state::ok};
-    resume_point progress_;
+    resume_point progress_[2];
+    size_t slot_ = 0;
+    int64_t began_ns_[2] = {0, 0};  // when each slot's write was first attempted
     uint32_t exceptions_in_row_ = 0;
     mutable std::mutex error_mutex_;
     std::string last_error_;

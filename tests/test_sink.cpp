@@ -614,3 +614,216 @@ TEST_CASE("write() counts by itself and reopens on request", "[sink]") {
     CHECK(k.name() == "counting");
     CHECK_FALSE(k.finished());
 }
+
+namespace {
+
+retry_config quick_retry() {
+    retry_config r = fast_retry();
+    r.failed_interval = 5ms;
+    return r;
+}
+
+// A pipelined sink (a server that acknowledges writes later): records each send and finish in
+// order, with the write's first line and its queue lag; finishes follow a script (ok once it is
+// used up), and a finish can be held until released.
+class pipelined_sink : public sluice::sink {
+public:
+    struct call {
+        bool finish = false;
+        std::string first;
+        size_t slot = 0;
+        write_status result = write_status::ok;
+        uint64_t lag_events = 0;
+    };
+
+    pipelined_sink(batch_config batch, const bounded_queue& q)
+        : sink("pipelined", batch, quick_retry()), queue_(q) {}
+    ~pipelined_sink() override {
+        abort();
+        join();
+    }
+
+    void script_finishes(std::vector<write_status> steps) {
+        std::lock_guard lock(mutex_);
+        script_.assign(steps.begin(), steps.end());
+    }
+    void script_sends(std::vector<write_status> steps) {
+        std::lock_guard lock(mutex_);
+        send_script_.assign(steps.begin(), steps.end());
+    }
+    std::vector<call> calls() const {
+        std::lock_guard lock(mutex_);
+        return calls_;
+    }
+    // Lines of the writes whose finish was ok, in the order they finished.
+    std::vector<std::string> written() const {
+        std::lock_guard lock(mutex_);
+        return written_;
+    }
+
+protected:
+    bool pipelined() const override { return true; }
+    write_status write_impl(std::span<const batch_ptr> batches) override {
+        write_status s = write_status::ok;
+        {
+            std::lock_guard lock(mutex_);
+            if (!send_script_.empty()) {
+                s = send_script_.front();
+                send_script_.pop_front();
+            }
+        }
+        record(false, batches, s);
+        return s;
+    }
+    write_status finish_impl(std::span<const batch_ptr> batches) override {
+        write_status s = write_status::ok;
+        {
+            std::lock_guard lock(mutex_);
+            if (!script_.empty()) {
+                s = script_.front();
+                script_.pop_front();
+            }
+            if (s == write_status::ok) {
+                for (const auto& b : batches) {
+                    for (size_t i = 0; i < b->event_count(); ++i) {
+                        written_.emplace_back(b->line(i));
+                    }
+                }
+            }
+        }
+        record(true, batches, s);
+        return s;
+    }
+
+private:
+    void record(bool finish, std::span<const batch_ptr> batches, write_status s) {
+        call c{finish, std::string(batches.front()->line(0)), write_slot(), s,
+               queue_.stats().sinks[0].events};
+        std::lock_guard lock(mutex_);
+        calls_.push_back(std::move(c));
+    }
+
+    const bounded_queue& queue_;
+    mutable std::mutex mutex_;
+    std::deque<write_status> script_;
+    std::deque<write_status> send_script_;
+    std::vector<call> calls_;
+    std::vector<std::string> written_;
+};
+
+}  // namespace
+
+TEST_CASE("a pipelined sink sends the next write before it finishes the one before, in order",
+          "[sink]") {
+    watchdog dog("pipelined order");
+    bounded_queue q(big_queue(), 1, {{true}});
+    pipelined_sink k(limits(10), q);
+    std::vector<std::string> expected;
+    for (int i = 0; i < 4; ++i) {
+        const std::string tag = "w" + std::to_string(i);
+        push(q, make_batch(0, 10, tag));
+        const auto lines = lines_of(tag, 10);
+        expected.insert(expected.end(), lines.begin(), lines.end());
+    }
+    k.start(q, 0);
+    REQUIRE(eventually([&] { return lag_of(q, 0) == 0; }));
+    q.close();
+    k.join();
+    const auto calls = k.calls();
+    // send w0, send w1, finish w0, send w2, finish w1, send w3, finish w2, then w3 finished at
+    // once: nothing more was queued.
+    const std::vector<std::pair<bool, std::string>> order = {
+        {false, "w0-0"}, {false, "w1-0"}, {true, "w0-0"}, {false, "w2-0"},
+        {true, "w1-0"},  {false, "w3-0"}, {true, "w2-0"}, {true, "w3-0"}};
+    REQUIRE(calls.size() == order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+        INFO("call " << i);
+        CHECK(calls[i].finish == order[i].first);
+        CHECK(calls[i].first == order[i].second);
+    }
+    // Two slots in turn; the cursor moves only past finished writes: while w1 was sent, w0 and
+    // w1 were still the sink's lag.
+    CHECK(calls[0].slot == 0);
+    CHECK(calls[1].slot == 1);
+    CHECK(calls[2].slot == 0);
+    CHECK(calls[3].slot == 0);
+    CHECK(calls[1].lag_events == 40);
+    CHECK(calls[3].lag_events == 30);
+    CHECK(k.written() == expected);
+    CHECK(sluice::read(k.counters().events_total) == 40);
+    CHECK(sluice::read(k.counters().batches_total) == 4);
+    CHECK(q.stats().events == 0);
+}
+
+TEST_CASE("a pipelined sink that has caught up finishes its write without waiting for more",
+          "[sink]") {
+    watchdog dog("pipelined caught up");
+    bounded_queue q(big_queue(), 1, {{true}});
+    batch_config b = limits(1000);  // an hour's timeout
+    b.linger = 10ms;
+    pipelined_sink k(b, q);
+    k.start(q, 0);
+    push(q, make_batch(0, 3, "light"));
+    // Finished and committed soon after its linger, though no next write came to overlap.
+    REQUIRE(eventually([&] { return lag_of(q, 0) == 0; }, 2000ms));
+    CHECK(k.written() == lines_of("light", 3));
+    REQUIRE(eventually([&] { return k.counters().latency.count() == 3; }));
+    q.close();
+    k.join();
+}
+
+TEST_CASE("a pipelined write whose finish fails is finished again, nothing lost, order kept",
+          "[sink]") {
+    watchdog dog("pipelined retry");
+    bounded_queue q(big_queue(), 1, {{true}});
+    pipelined_sink k(limits(10), q);
+    k.script_finishes({write_status::retry, write_status::retry, write_status::ok,
+                       write_status::permanent});
+    std::vector<std::string> expected;
+    for (int i = 0; i < 6; ++i) {
+        const std::string tag = "r" + std::to_string(i);
+        push(q, make_batch(0, 10, tag));
+        const auto lines = lines_of(tag, 10);
+        expected.insert(expected.end(), lines.begin(), lines.end());
+    }
+    k.start(q, 0);
+    REQUIRE(eventually([&] { return lag_of(q, 0) == 0; }, 60000ms));
+    q.close();
+    k.join();
+    CHECK(k.written() == expected);
+    const auto calls = k.calls();
+    // r0's finish failed twice, then worked; r1's failed (permanent) once, then worked.
+    std::vector<std::string> finishes;
+    for (const auto& c : calls) {
+        if (c.finish) {
+            finishes.push_back(c.first + (c.result == write_status::ok ? "" : "!"));
+        }
+    }
+    CHECK(finishes == std::vector<std::string>{"r0-0!", "r0-0!", "r0-0", "r1-0!", "r1-0",
+                                               "r2-0", "r3-0", "r4-0", "r5-0"});
+    CHECK(sluice::read(k.counters().events_total) == 60);
+    CHECK(sluice::read(k.counters().errors_total) == 3);
+    CHECK(sluice::read(k.counters().retries_total) == 3);
+}
+
+TEST_CASE("a pipelined send that fails finishes the write before it first", "[sink]") {
+    watchdog dog("pipelined send failure");
+    bounded_queue q(big_queue(), 1, {{true}});
+    pipelined_sink k(limits(10), q);
+    k.script_sends({write_status::ok, write_status::retry, write_status::retry});
+    push(q, make_batch(0, 10, "s0"));
+    push(q, make_batch(0, 10, "s1"));
+    k.start(q, 0);
+    REQUIRE(eventually([&] { return lag_of(q, 0) == 0; }));
+    q.close();
+    k.join();
+    std::vector<std::string> order;
+    for (const auto& c : k.calls()) {
+        order.push_back(std::string(c.finish ? "finish " : "send ") + c.first +
+                        (c.result == write_status::ok ? "" : "!"));
+    }
+    CHECK(order == std::vector<std::string>{"send s0-0", "send s1-0!", "finish s0-0",
+                                            "send s1-0!", "send s1-0", "finish s1-0"});
+    CHECK(k.written() == concat({lines_of("s0", 10), lines_of("s1", 10)}));
+    CHECK(sluice::read(k.counters().retries_total) == 2);
+}
