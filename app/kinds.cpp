@@ -56,7 +56,7 @@ const source_kind tcp_kind = source_row<tcp_source_config>(
 const source_kind udp_kind = source_row<udp_source_config>(
     "udp", "datagrams (syslog over UDP)", read_udp_source,
     [](const source_context& c, const udp_source_config& s) -> std::unique_ptr<source> {
-        return std::make_unique<udp_source>(c.config.name, c.id, c.io, c.queue, s);
+        return std::make_unique<udp_source>(c.config.name, c.id, c.io, c.queue, s, c.loops);
     });
 
 const source_kind zmq_kind = source_row<zmq_source_config>(

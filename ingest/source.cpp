@@ -47,10 +47,22 @@ std::string describe(std::exception_ptr e) {
 
 void source::stop() noexcept {
     stopping_.store(true, std::memory_order_release);
-    for (auto* timer : backoffs_) {
-        timer->cancel();
+    // Each lane cancels its own supervisors' backoffs. A supervisor that has not begun its
+    // wait when the cancel runs sees stopping() first: both run on the lane's thread.
+    for (auto& l : lanes_) {
+        if (&l->io == &io_) {
+            cancel_backoffs(*l);
+        } else {
+            asio::post(l->io, [target = l.get()] { cancel_backoffs(*target); });
+        }
     }
     on_stop();
+}
+
+void source::cancel_backoffs(lane& l) {
+    for (auto* timer : l.backoffs) {
+        timer->cancel();
+    }
 }
 
 void source::report_failure(const std::string& what, std::exception_ptr e) {
@@ -73,8 +85,9 @@ void source::check_wait(const asio::error_code& ec, const char* what) const {
 }
 
 void source::supervise(std::string what, std::function<asio::awaitable<void>()> make,
-                       std::function<void()> done) {
-    spawn_task(what, supervisor(what, std::move(make)), std::move(done));
+                       std::function<void()> done, lane* on) {
+    lane& l = on != nullptr ? *on : home_lane();
+    spawn_task(what, supervisor(what, std::move(make), l), std::move(done), &l);
 }
 
 void source::spawn_task(std::string what, asio::awaitable<void> task,
@@ -95,10 +108,10 @@ void source::spawn_task(std::string what, asio::awaitable<void> task,
 }
 
 asio::awaitable<void> source::supervisor(std::string what,
-                                         std::function<asio::awaitable<void>()> make) {
+                                         std::function<asio::awaitable<void>()> make, lane& on) {
     using clock = std::chrono::steady_clock;
     std::chrono::nanoseconds backoff = first_backoff;
-    asio::steady_timer timer(io_);
+    asio::steady_timer timer(on.io);
     while (!stopping()) {
         const auto began = clock::now();
         std::exception_ptr failure;
@@ -120,9 +133,9 @@ asio::awaitable<void> source::supervisor(std::string what,
         spdlog::info("Source {}: restarting the {} in {:.1f} s.", name_, what,
                      std::chrono::duration<double>(backoff).count());
         timer.expires_after(backoff);
-        backoffs_.insert(&timer);
+        on.backoffs.insert(&timer);
         auto [ec] = co_await timer.async_wait(use_tuple);
-        backoffs_.erase(&timer);
+        on.backoffs.erase(&timer);
         check_wait(ec, "a restart");  // cancelled by stop(): the loop condition ends it
         backoff = std::min<std::chrono::nanoseconds>(backoff * 2, max_backoff);
     }

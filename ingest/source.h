@@ -109,6 +109,8 @@ protected:
         size_t index;                      // 0: the home lane
         asio::steady_timer resume_signal;  // cancelled to wake the lane's waiters
         bool paused = false;               // the lane's thread only
+        // The lane's thread only: the backoff timers of its supervisors' restarts.
+        std::unordered_set<asio::steady_timer*> backoffs;
     };
 
     // Constructor only: adds a lane on `loop` (the home loop already has lane 0).
@@ -122,12 +124,13 @@ protected:
     // Any thread.
     bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
-    // Home thread: runs the coroutine `make` returns, supervised. When it throws, the error is
-    // logged with `what`, counted, and after a backoff (100 ms, doubling to 30 s; back to
-    // 100 ms after a run of a minute) `make` is called again, until stop(). A coroutine that
-    // returns is done. `done` runs once the loop is over for good, however it ended.
+    // Home thread: runs the coroutine `make` returns, supervised, on `on`'s loop (the home
+    // lane by default). When it throws, the error is logged with `what`, counted, and after a
+    // backoff (100 ms, doubling to 30 s; back to 100 ms after a run of a minute) `make` is
+    // called again on that loop, until stop(). A coroutine that returns is done. `done` runs
+    // on that loop once the loop is over for good, however it ended.
     void supervise(std::string what, std::function<asio::awaitable<void>()> make,
-                   std::function<void()> done = {});
+                   std::function<void()> done = {}, lane* on = nullptr);
     // Any thread: runs one task (a connection) on `on`'s loop (the home lane by default): a
     // throw is logged and counted, not retried. `done` runs on that loop when it ends, however
     // it ended.
@@ -161,16 +164,17 @@ protected:
 
 private:
     asio::awaitable<void> supervisor(std::string what,
-                                     std::function<asio::awaitable<void>()> make);
+                                     std::function<asio::awaitable<void>()> make, lane& on);
     // `l`'s thread: un-pauses `l` and wakes its waiters.
     void resume_lane(lane& l);
+    // `l`'s thread: ends the backoff waits of its supervisors (stop()).
+    static void cancel_backoffs(lane& l);
 
     std::string name_;
     source_id id_;
     std::vector<std::unique_ptr<lane>> lanes_;
     std::atomic<bool> stopping_{false};
     std::atomic<size_t> live_tasks_{0};
-    std::unordered_set<asio::steady_timer*> backoffs_;  // home thread: supervisors' restarts
     log_limiter failure_log_;
     // The source counts as paused while any lane is: the first lane to pause and the last to
     // resume set counters_.paused and the backpressure time.

@@ -1,6 +1,6 @@
-// The io_pool and the TCP source on several io threads, for real: a pool of three loops running
-// on their own threads, real client sockets on 127.0.0.1, and a real bounded_queue whose one
-// sink slot the test thread plays. The queue's resume callback calls resume() as
+// The io_pool and the TCP and UDP sources on several io threads, for real: a pool of three
+// loops running on their own threads, real client sockets on 127.0.0.1, and a real
+// bounded_queue whose one sink slot the test thread plays. The queue's resume callback calls resume() as
 // app/pipeline.cpp does. scripts/test runs them under ThreadSanitizer with the other unit tests.
 #include <sys/socket.h>
 
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
 #include <asio/ssl.hpp>
 #include <asio/post.hpp>
 #include <asio/write.hpp>
@@ -21,6 +22,7 @@
 
 #include "ingest/io_pool.h"
 #include "ingest/tcp_source.h"
+#include "ingest/udp_source.h"
 #include "queue/bounded_queue.h"
 #include "tests/source_harness.h"
 #include "tests/temp_dir.h"
@@ -35,18 +37,19 @@ using clk = std::chrono::steady_clock;
 
 // A pool running on a thread of the test, and the source on it; start and stop go through the
 // home loop, as in the pipeline.
-struct pooled_tcp {
+template <typename Source>
+struct pooled {
     sluice::io_pool pool;
     sluice::bounded_queue q;
-    std::unique_ptr<sluice::tcp_source> src;
+    std::unique_ptr<Source> src;
     std::thread runner;
     uint64_t cursor = 0;
 
-    pooled_tcp(size_t threads, sluice::queue_config qc, sluice::tcp_source_config cfg = {})
+    template <typename Config>
+    pooled(size_t threads, sluice::queue_config qc, Config cfg)
         : pool(threads), q(qc, 1, {{true}}) {
         cfg.address = "127.0.0.1:0";
-        cfg.read_bytes = 4096;
-        src = std::make_unique<sluice::tcp_source>("tcp", 0, pool.home(), q, cfg, pool.loops());
+        src = std::make_unique<Source>("src", 0, pool.home(), q, cfg, pool.loops());
         q.set_resume_callback([this] { src->resume(); });
         std::promise<void> started;
         asio::post(pool.home(), [&] {
@@ -57,7 +60,7 @@ struct pooled_tcp {
         started.get_future().wait();
     }
 
-    ~pooled_tcp() {
+    ~pooled() {
         asio::post(pool.home(), [this] { pool.stop(); });
         runner.join();
     }
@@ -95,6 +98,16 @@ struct pooled_tcp {
             std::this_thread::sleep_for(1ms);
         }
         drain(by_origin);
+    }
+};
+
+struct pooled_tcp : pooled<sluice::tcp_source> {
+    pooled_tcp(size_t threads, sluice::queue_config qc, sluice::tcp_source_config cfg = {})
+        : pooled(threads, qc, with_small_reads(cfg)) {}
+
+    static sluice::tcp_source_config with_small_reads(sluice::tcp_source_config cfg) {
+        cfg.read_bytes = 4096;
+        return cfg;
     }
 };
 
@@ -335,4 +348,88 @@ TEST_CASE("TLS connections on 3 io threads: each loop runs its own handshakes an
         CHECK(got_lines.back() == line_of(i, lines - 1));
     }
     CHECK(t.src->connections()->rejected_tls.load() == 0);
+}
+
+TEST_CASE("udp source on 3 io threads: one socket per loop in a SO_REUSEPORT group, senders "
+          "spread over them, each sender's datagrams arrive once and in order",
+          "[io_threads]") {
+    // 48 senders, each from its own port: the kernel hashes each to one socket of the group,
+    // and the chance that one of three sockets gets none of them is 3 * (2/3)^48, about 1e-8.
+    constexpr size_t senders = 48;
+    constexpr size_t datagrams = 100;
+    sluice::udp_source_config cfg;
+    cfg.receive_buffer_bytes = 4 << 20;  // 4,800 datagrams of ~100 bytes fit many times over
+    pooled<sluice::udp_source> t(3, small_queue(16 << 20), cfg);
+    std::promise<uint16_t> port_promise;
+    asio::post(t.pool.home(), [&] { port_promise.set_value(t.src->port()); });
+    const uint16_t port = port_promise.get_future().get();
+    REQUIRE(port != 0);
+
+    // The port is the group's: another source cannot take it, whether with one loop or several.
+    {
+        asio::io_context io;
+        sluice::bounded_queue other_q(small_queue(1 << 20), 1, {{true}});
+        sluice::udp_source_config same = cfg;
+        same.address = "127.0.0.1:" + std::to_string(port);
+        sluice::udp_source alone("alone", 0, io, other_q, same);
+        CHECK_THROWS_WITH(alone.start(), Catch::Contains("cannot listen on udp"));
+        asio::io_context other_loop;
+        sluice::udp_source pooled_too("pooled", 0, io, other_q, same, {&io, &other_loop});
+        CHECK_THROWS_WITH(pooled_too.start(), Catch::Contains("cannot listen on udp"));
+    }
+
+    asio::io_context client_io;
+    const asio::ip::udp::endpoint to(asio::ip::make_address("127.0.0.1"), port);
+    std::vector<asio::ip::udp::socket> sockets;
+    for (size_t s = 0; s < senders; ++s) {
+        sockets.emplace_back(client_io,
+                             asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    }
+    for (size_t i = 0; i < datagrams; ++i) {
+        for (size_t s = 0; s < senders; ++s) {
+            sockets[s].send_to(asio::buffer(line_of(s, i)), to);
+        }
+    }
+
+    std::map<std::string, std::vector<std::string>> by_origin;
+    const auto deadline = clk::now() + 20s;
+    size_t received = 0;
+    while (received < senders * datagrams) {
+        REQUIRE(clk::now() < deadline);
+        received += t.drain(by_origin);
+        std::this_thread::sleep_for(1ms);
+    }
+    t.stop_and_wait_idle(by_origin);
+    CHECK(t.src->counters().kernel_drops_total.load() == 0);
+
+    // Every socket of the group read some, and together they read each datagram once.
+    const std::vector<uint64_t> per_loop = t.src->datagrams_per_loop();
+    REQUIRE(per_loop.size() == 3);
+    uint64_t total = 0;
+    for (uint64_t n : per_loop) {
+        CHECK(n > 0);
+        total += n;
+    }
+    CHECK(total == senders * datagrams);
+
+    // All senders are 127.0.0.1: tell them apart by the line, and find each one's in order.
+    REQUIRE(by_origin.size() == 1);
+    std::map<size_t, std::vector<size_t>> per_sender;
+    for (const std::string& line : by_origin.begin()->second) {
+        const size_t dash = line.find('-');
+        const size_t space = line.find(' ');
+        REQUIRE(line[0] == 'c');
+        REQUIRE(dash != std::string::npos);
+        REQUIRE(space != std::string::npos);
+        per_sender[std::stoul(line.substr(1, dash - 1))].push_back(
+            std::stoul(line.substr(dash + 1, space - dash - 1)));
+    }
+    REQUIRE(per_sender.size() == senders);
+    for (const auto& [sender, seen] : per_sender) {
+        INFO("sender " << sender);
+        REQUIRE(seen.size() == datagrams);
+        for (size_t i = 0; i < datagrams; ++i) {
+            CHECK(seen[i] == i);
+        }
+    }
 }

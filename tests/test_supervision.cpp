@@ -1,7 +1,11 @@
 // Supervision of sources' coroutines (ingest/source.h): a loop that throws is logged, counted
 // and restarted after a backoff; a task that throws is counted and not restarted; stop()
 // ends a loop waiting to restart, and idle() never waits on a coroutine that died.
+#include <atomic>
 #include <stdexcept>
+#include <thread>
+
+#include <asio/executor_work_guard.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -49,6 +53,38 @@ private:
     int task_done_ = 0;
 };
 
+// A source with a second lane on a loop of its own thread, whose supervised loop always throws.
+class lane_flaky_source final : public source {
+public:
+    lane_flaky_source(asio::io_context& home, asio::io_context& other, bounded_queue& q)
+        : source("lane-flaky", 0, home, q), other_(add_lane(other)) {}
+
+    void start() override {
+        supervise("lane loop", [this] { return loop(); }, [this] { done = true; }, &other_);
+    }
+
+    std::thread::id lane_thread;  // set by the lane's thread before it runs its loop
+    std::atomic<int> runs{0};
+    std::atomic<int> runs_elsewhere{0};  // runs not on the lane's thread
+    std::atomic<bool> done{false};
+
+private:
+    void on_stop() noexcept override {}
+
+    asio::awaitable<void> loop() {
+        ++runs;
+        if (std::this_thread::get_id() != lane_thread) {
+            ++runs_elsewhere;
+        }
+        if (runs > 0) {
+            throw std::runtime_error("failure " + std::to_string(runs.load()));
+        }
+        co_return;
+    }
+
+    lane& other_;
+};
+
 TEST_CASE("supervised loop: each throw is counted and the loop restarted", "[supervision]") {
     harness h;
     flaky_source src(h.io, h.q, 3, false);
@@ -86,6 +122,37 @@ TEST_CASE("supervised loop: stop() during the backoff ends it at once", "[superv
     }
     CHECK(src.runs() == runs);  // never restarted after stop()
     CHECK(src.loop_done() == 1);
+}
+
+TEST_CASE("supervised loop on another lane: restarted on that lane's thread, and stop() from "
+          "the home thread ends its backoff at once",
+          "[supervision]") {
+    harness h;
+    asio::io_context other;
+    lane_flaky_source src(h.io, other, h.q);
+    h.src = &src;
+    auto guard = asio::make_work_guard(other);
+    std::thread lane_thread([&] {
+        src.lane_thread = std::this_thread::get_id();
+        other.run();
+    });
+    src.start();
+    h.pump_until([&] { return src.counters().errors_total.load() >= 4; }, false,
+                 "four failures on the lane");
+    // The next backoff is 0.8 s or more, on the lane's loop: stop() on the home thread cancels
+    // it there.
+    const auto stopped_at = clk::now();
+    src.stop();
+    h.pump_until([&] { return src.idle(); }, false, "idle after stop()");
+    CHECK(clk::now() - stopped_at < std::chrono::milliseconds(500));
+    CHECK(src.done.load());
+    const int runs = src.runs.load();
+    CHECK(runs >= 4);
+    CHECK(src.runs_elsewhere.load() == 0);
+    guard.reset();
+    other.stop();
+    lane_thread.join();
+    CHECK(src.runs.load() == runs);
 }
 
 TEST_CASE("task: a throw is counted, not restarted, and done still runs", "[supervision]") {
