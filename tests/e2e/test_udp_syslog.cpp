@@ -36,6 +36,17 @@ batch = {{ max_events = 5000, timeout = "100ms" }}
                        source);
 }
 
+// The UDP source "syslog" on `port`, RFC 5424/3164 decoded, into the SQLite sink above.
+std::string syslog_udp_config(uint16_t port) {
+    return sqlite_config(fmt::format(R"(
+[sources.syslog]
+type = "udp"
+address = "127.0.0.1:{}"
+codec = "syslog"
+)",
+                                     port));
+}
+
 // The rows whose message is exactly `message`; FAILs unless there is exactly one.
 e2e::full_row only_row(e2e::sqlite_db& db, const std::string& message) {
     const auto rows = e2e::full_rows(db, "message = ?1", {message});
@@ -109,13 +120,7 @@ TEST_CASE(
     "udp syslog: every datagram is stored or counted as dropped, and known vectors decode right",
     "[e2e]") {
     const uint16_t port = e2e::free_udp_port();
-    e2e::daemon d(sqlite_config(fmt::format(R"(
-[sources.syslog]
-type = "udp"
-address = "127.0.0.1:{}"
-codec = "syslog"
-)",
-                                            port)));
+    e2e::daemon d(syslog_udp_config(port));
     e2e::udp_sender udp(port);
 
     // ---- 10,000 datagrams: stored + dropped (queue_full, kernel) == sent -------------------
@@ -275,13 +280,7 @@ TEST_CASE("udp on 2 io threads: one socket per loop, every datagram stored once 
           "each sender's in order",
           "[e2e]") {
     const uint16_t port = e2e::free_udp_port();
-    e2e::daemon d("io_threads = 2\n" + sqlite_config(fmt::format(R"(
-[sources.syslog]
-type = "udp"
-address = "127.0.0.1:{}"
-codec = "syslog"
-)",
-                                                                port)));
+    e2e::daemon d("io_threads = 2\n" + syslog_udp_config(port));
     CHECK(d.log().find("2 sockets, one per io thread") != std::string::npos);
     // 32 senders, each from its own port, so the kernel spreads them over the two sockets.
     constexpr int senders = 32;
